@@ -1,0 +1,100 @@
+"""Argument validation shared by every layer and cell of the package.
+
+Each helper takes the argument's name so that a bad value is reported as
+``ValueError: units must be a positive integer, got 2.5`` at construction,
+not as a backend traceback later.
+"""
+
+import numbers
+import warnings
+
+import keras
+
+from keras_rnn_plus import activations as _activations
+
+
+def positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def rate(name, value):
+    """A dropout rate: a float in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
+    return float(value)
+
+
+def boolean(name, value):
+    if not isinstance(value, (bool, int)) or value not in (0, 1):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def implementation(value):
+    """1 or 2; Keras 2.0's ``implementation=0`` loads as 1, as Keras 2 did."""
+    if value == 0 and not isinstance(value, bool):
+        warnings.warn(
+            "implementation=0 is a Keras 2.0 value that Keras 2 already "
+            "mapped to implementation=1; using implementation=1.",
+            stacklevel=3,
+        )
+        return 1
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ValueError(f"implementation must be 1 or 2, got {value!r}")
+    return int(value)
+
+
+def use_cudnn(value):
+    if not (isinstance(value, bool) or value == "auto"):
+        raise ValueError(
+            f"use_cudnn must be one of 'auto', True, False, got {value!r}"
+        )
+    return value
+
+
+def seed(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"seed must be an integer or None, got {value!r}")
+    return int(value)
+
+
+def activation(name, value):
+    """Resolve an activation; also knows this package's named activations."""
+    if isinstance(value, str) and value in _activations.BY_NAME:
+        return _activations.BY_NAME[value]
+    try:
+        return keras.activations.get(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"{name} must be an activation name (e.g. 'tanh', 'sigmoid', "
+            f"'keras2_hard_sigmoid') or a callable, got {value!r}"
+        ) from e
+
+
+def _getter(module, what):
+    def get(name, value):
+        try:
+            obj = module.get(value)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"{name} must be {what} name, config or instance, "
+                f"got {value!r}"
+            ) from e
+        if obj is None and value is not None:
+            raise ValueError(f"{name}: could not interpret {value!r}")
+        return obj
+
+    return get
+
+
+initializer = _getter(keras.initializers, "an initializer")
+regularizer = _getter(keras.regularizers, "a regularizer")
+constraint = _getter(keras.constraints, "a constraint")

@@ -1,0 +1,396 @@
+"""What every gated cell and recurrent layer of the package shares.
+
+A cell computes one time step in two halves:
+
+- `project_inputs(x)`: the input product `x @ kernel (+ bias)`. It accepts a
+  single step `(batch, features)` or a whole sequence
+  `(batch, timesteps, features)`, so the layer can do one large product for
+  all steps before the loop instead of one small product per step.
+- `recurrent_step(z, states)`: everything that depends on the previous
+  state, given the projected input `z` of one step.
+
+`call(x, states)` is the two halves in a row, so a cell also works on its own
+inside `keras.layers.RNN`. `RecurrentLayer.inner_loop` uses the halves
+directly; both routes compute the same function.
+"""
+
+import keras
+from keras import ops
+from keras.src import backend as _backend
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from keras_rnn_plus import _args
+
+SERIALIZABLE = keras.saving.register_keras_serializable(
+    package="keras_rnn_plus"
+)
+
+
+class GatedCell(keras.layers.Layer, DropoutRNNCell):
+    """Base of the LSTM and GRU cells: weights, dropout masks, config.
+
+    Subclasses set `num_gates`, `_bias_shape()` and `_bias_initializer()`,
+    and implement `recurrent_step`.
+    """
+
+    num_gates = None  # set by subclasses
+
+    def __init__(
+        self,
+        units,
+        activation,
+        recurrent_activation,
+        use_bias,
+        kernel_initializer,
+        recurrent_initializer,
+        bias_initializer,
+        kernel_regularizer,
+        recurrent_regularizer,
+        bias_regularizer,
+        kernel_constraint,
+        recurrent_constraint,
+        bias_constraint,
+        dropout,
+        recurrent_dropout,
+        seed,
+        implementation,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = _args.positive_int("units", units)
+        self.activation = _args.activation("activation", activation)
+        self.recurrent_activation = _args.activation(
+            "recurrent_activation", recurrent_activation
+        )
+        self.use_bias = _args.boolean("use_bias", use_bias)
+        get_init, get_reg, get_con = (
+            _args.initializer,
+            _args.regularizer,
+            _args.constraint,
+        )
+        self.kernel_initializer = get_init(
+            "kernel_initializer", kernel_initializer
+        )
+        self.recurrent_initializer = get_init(
+            "recurrent_initializer", recurrent_initializer
+        )
+        self.bias_initializer = get_init("bias_initializer", bias_initializer)
+        self.kernel_regularizer = get_reg(
+            "kernel_regularizer", kernel_regularizer
+        )
+        self.recurrent_regularizer = get_reg(
+            "recurrent_regularizer", recurrent_regularizer
+        )
+        self.bias_regularizer = get_reg("bias_regularizer", bias_regularizer)
+        self.kernel_constraint = get_con("kernel_constraint", kernel_constraint)
+        self.recurrent_constraint = get_con(
+            "recurrent_constraint", recurrent_constraint
+        )
+        self.bias_constraint = get_con("bias_constraint", bias_constraint)
+        self.dropout = _args.rate("dropout", dropout)
+        self.recurrent_dropout = _args.rate(
+            "recurrent_dropout", recurrent_dropout
+        )
+        self.seed = _args.seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.implementation = _args.implementation(implementation)
+        # As in Keras, recurrent dropout draws one mask per gate, which needs
+        # one product per gate: the per-gate route (mode 1) is then taken
+        # whatever `implementation` says (the config keeps the user's value).
+        self.per_gate = self.implementation == 1 or self.recurrent_dropout > 0
+        if self.per_gate:
+            self.dropout_mask_count = self.num_gates
+
+    # -- weights ---------------------------------------------------------
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a known feature size "
+                f"(last input dimension), got input shape {input_shape}"
+            )
+        n = self.num_gates * self.units
+        self.kernel = self.add_weight(
+            shape=(input_dim, n),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self._recurrent_input_size(), n),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=self._bias_shape(),
+                name="bias",
+                initializer=self._bias_initializer(),
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        self.input_dim = input_dim
+
+    def _recurrent_input_size(self):
+        return self.units
+
+    def _bias_shape(self):
+        return (self.num_gates * self.units,)
+
+    def _bias_initializer(self):
+        return self.bias_initializer
+
+    def _input_bias(self):
+        return self.bias
+
+    # -- the two halves of a step ------------------------------------------
+    def project_inputs(self, inputs, training=False):
+        """`inputs @ kernel + input bias`, for one step or a whole sequence.
+
+        With input dropout in training, each gate's product sees the
+        inputs times that gate's mask (one mask shared by all gates in the
+        fused mode), the same mask at every timestep.
+        """
+        masks = None
+        if training and self.dropout > 0:
+            masks = self.get_dropout_mask(inputs[:, 0] if len(
+                inputs.shape) == 3 else inputs)
+            if len(inputs.shape) == 3:
+                expand = lambda m: ops.expand_dims(m, 1)  # noqa: E731
+                masks = (
+                    [expand(m) for m in masks]
+                    if self.per_gate
+                    else expand(masks)
+                )
+        bias = self._input_bias()
+        if not self.per_gate:
+            x = inputs if masks is None else inputs * masks
+            z = ops.matmul(x, self.kernel)
+            return z if bias is None else z + bias
+        kernels = ops.split(self.kernel, self.num_gates, axis=-1)
+        biases = (
+            [None] * self.num_gates
+            if bias is None
+            else ops.split(bias, self.num_gates, axis=-1)
+        )
+        parts = []
+        for g, (k, b) in enumerate(zip(kernels, biases)):
+            x = inputs if masks is None else inputs * masks[g]
+            z = ops.matmul(x, k)
+            parts.append(z if b is None else z + b)
+        return ops.concatenate(parts, axis=-1)
+
+    def recurrent_products(self, h, training=False):
+        """`h @ recurrent_kernel`, split into one tensor per gate.
+
+        The per-gate mode multiplies each gate's slice separately, with that
+        gate's recurrent dropout mask in training.
+        """
+        if not self.per_gate:
+            return ops.split(
+                ops.matmul(h, self.recurrent_kernel), self.num_gates, axis=-1
+            )
+        masks = None
+        if training and self.recurrent_dropout > 0:
+            masks = self.get_recurrent_dropout_mask(h)
+        kernels = ops.split(self.recurrent_kernel, self.num_gates, axis=-1)
+        return [
+            ops.matmul(h if masks is None else h * masks[g], k)
+            for g, k in enumerate(kernels)
+        ]
+
+    def call(self, inputs, states, training=False):
+        z = self.project_inputs(inputs, training=training)
+        return self.recurrent_step(z, states, training=training)
+
+    def recurrent_step(self, z, states, training=False):
+        raise NotImplementedError
+
+    def get_initial_state(self, batch_size=None):
+        sizes = self.state_size
+        sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes]
+        return [
+            ops.zeros((batch_size, d), dtype=self.compute_dtype)
+            for d in sizes
+        ]
+
+    # -- config -------------------------------------------------------------
+    def get_config(self):
+        return {**super().get_config(), **self.argument_config()}
+
+    def argument_config(self):
+        """The constructor arguments of this cell (no base-layer keys)."""
+        ser = keras.saving.serialize_keras_object
+        return {
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(
+                self.recurrent_activation
+            ),
+            "use_bias": self.use_bias,
+            "kernel_initializer": ser(self.kernel_initializer),
+            "recurrent_initializer": ser(self.recurrent_initializer),
+            "bias_initializer": ser(self.bias_initializer),
+            "kernel_regularizer": ser(self.kernel_regularizer),
+            "recurrent_regularizer": ser(self.recurrent_regularizer),
+            "bias_regularizer": ser(self.bias_regularizer),
+            "kernel_constraint": ser(self.kernel_constraint),
+            "recurrent_constraint": ser(self.recurrent_constraint),
+            "bias_constraint": ser(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+            "implementation": self.implementation,
+        }
+
+
+class RecurrentLayer(keras.layers.RNN):
+    """A `keras.layers.RNN` over one of our cells, with checked inputs and
+    the input product hoisted out of the time loop."""
+
+    def __init__(self, cell, use_cudnn="auto", **kwargs):
+        for key in ("return_sequences", "return_state", "go_backwards",
+                    "stateful", "unroll", "zero_output_for_mask"):
+            if key in kwargs:
+                _args.boolean(key, kwargs[key])
+        super().__init__(cell, **kwargs)
+        self.use_cudnn = _args.use_cudnn(use_cudnn)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        sequences_shape = tuple(sequences_shape)
+        if len(sequences_shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of rank 3 "
+                f"(batch, timesteps, features), got shape {sequences_shape}"
+            )
+        if sequences_shape[1] == 0:
+            raise ValueError(
+                f"{type(self).__name__} got a sequence with 0 timesteps "
+                f"(input shape {sequences_shape}); at least one is needed"
+            )
+        super().build(sequences_shape, initial_state_shape)
+        self.input_spec = keras.layers.InputSpec(
+            ndim=3, axes={-1: sequences_shape[-1]}
+        )
+
+    def _check_initial_state(self, initial_state, sequences):
+        if initial_state is None:
+            return None
+        states = (
+            list(initial_state)
+            if isinstance(initial_state, (list, tuple))
+            else [initial_state]
+        )
+        sizes = self.state_size
+        if len(states) != len(sizes):
+            raise ValueError(
+                f"initial_state of {type(self).__name__} must be a list of "
+                f"{len(sizes)} tensors of shapes "
+                f"{[('batch', s) for s in sizes]}, got {len(states)} tensors"
+            )
+        batch = sequences.shape[0]
+        for i, (s, size) in enumerate(zip(states, sizes)):
+            shape = tuple(getattr(s, "shape", ops.shape(s)))
+            ok = len(shape) == 2 and shape[1] in (None, size)
+            ok = ok and (batch is None or shape[0] in (None, batch))
+            if not ok:
+                raise ValueError(
+                    f"initial_state[{i}] of {type(self).__name__} must have "
+                    f"shape (batch, {size}) = ({batch}, {size}), got {shape}"
+                )
+        return states
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if sequences.shape[1] == 0:
+            raise ValueError(
+                f"{type(self).__name__} got a sequence with 0 timesteps; "
+                "at least one is needed"
+            )
+        initial_state = self._check_initial_state(initial_state, sequences)
+        return super().call(
+            sequences,
+            initial_state=initial_state,
+            mask=mask,
+            training=training,
+        )
+
+    def _fused_backend_loop(self, sequences, initial_state, mask, training):
+        """The backend's fused kernel (cuDNN on a GPU), where it applies.
+
+        Returns None where it does not (always on a CPU); subclasses that
+        have such a kernel override this.
+        """
+        return None
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        cell = self.cell
+        if self.use_cudnn in ("auto", True):
+            out = self._fused_backend_loop(
+                sequences, initial_state, mask, training
+            )
+            if out is not None:
+                return out
+        if self.use_cudnn is True:
+            raise ValueError(
+                "use_cudnn=True was given, but the cuDNN kernel is not "
+                "available for this configuration or device; pass "
+                "use_cudnn='auto' to fall back to the default implementation"
+            )
+        projected = cell.project_inputs(sequences, training=training)
+
+        def step(z, states):
+            return cell.recurrent_step(z, states, training=training)
+
+        return _backend.rnn(
+            step,
+            projected,
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        config.update(self.cell.argument_config())
+        config["use_cudnn"] = self.use_cudnn
+        config["activity_regularizer"] = keras.saving.serialize_keras_object(
+            self.activity_regularizer
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+_CELL_ATTRIBUTES = frozenset(
+    """units activation recurrent_activation use_bias unit_forget_bias
+    kernel_initializer recurrent_initializer bias_initializer
+    kernel_regularizer recurrent_regularizer bias_regularizer
+    kernel_constraint recurrent_constraint bias_constraint dropout
+    recurrent_dropout implementation seed reset_after""".split()
+)
+
+
+def _cell_property(name):
+    return property(
+        lambda self: getattr(self.cell, name),
+        doc=f"The cell's `{name}` (read-only).",
+    )
+
+
+# Keras's layers expose their cell's settings as layer attributes.
+for _name in _CELL_ATTRIBUTES:
+    setattr(RecurrentLayer, _name, _cell_property(_name))
