@@ -1,0 +1,83 @@
+"""Helpers shared by the tests: build a pair of layers with copied weights,
+compare outputs and gradients, run code in a fresh Python process."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+ATOL = 1e-5
+GRAD_ATOL = 1e-4
+
+
+def random_inputs(shape, seed=0):
+    return np.random.RandomState(seed).standard_normal(shape).astype("float32")
+
+
+def as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def assert_close(actual, expected, atol=ATOL, what="outputs"):
+    actual, expected = as_list(actual), as_list(expected)
+    assert len(actual) == len(expected), f"{what}: different lengths"
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        np.testing.assert_allclose(
+            np.asarray(a), np.asarray(e), rtol=0, atol=atol,
+            err_msg=f"{what}[{i}]",
+        )
+
+
+def copied_pair(reference, ours, x, **call_kwargs):
+    """Build both layers on `x` and give ours the reference's weights."""
+    reference(x, **call_kwargs)
+    ours(x, **call_kwargs)
+    ours.set_weights(reference.get_weights())
+    return reference, ours
+
+
+def randomize_weights(layer, seed=1, scale=0.5):
+    """Replace every weight with random values (biases included), so a
+    parity test is not blind to zero-initialised slices."""
+    rs = np.random.RandomState(seed)
+    layer.set_weights(
+        [scale * rs.standard_normal(w.shape).astype("float32")
+         for w in layer.get_weights()]
+    )
+
+
+def gradients(layer, x, **call_kwargs):
+    """Gradients of a fixed scalar function of every output with respect
+    to the inputs and each trainable weight."""
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outs = as_list(layer(x, **call_kwargs))
+        loss = sum(
+            tf.reduce_sum(tf.cast(o, "float32") * tf.sin(
+                tf.reshape(tf.range(tf.size(o), dtype="float32"), o.shape)
+            ))
+            for o in outs
+        )
+    return tape.gradient(loss, [x] + list(layer.trainable_weights))
+
+
+def run_python(code, cwd=None, timeout=300):
+    """Run `code` in a fresh interpreter; return its stdout (checks rc)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+__all__ = [
+    "ATOL", "GRAD_ATOL", "random_inputs", "as_list", "assert_close",
+    "copied_pair", "randomize_weights", "gradients", "run_python", "keras",
+]
