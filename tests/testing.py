@@ -22,12 +22,12 @@ def as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def assert_close(actual, expected, atol=ATOL, what="outputs"):
+def assert_close(actual, expected, atol=ATOL, what="outputs", rtol=1e-6):
     actual, expected = as_list(actual), as_list(expected)
     assert len(actual) == len(expected), f"{what}: different lengths"
     for i, (a, e) in enumerate(zip(actual, expected)):
         np.testing.assert_allclose(
-            np.asarray(a), np.asarray(e), rtol=0, atol=atol,
+            np.asarray(a), np.asarray(e), rtol=rtol, atol=atol,
             err_msg=f"{what}[{i}]",
         )
 

@@ -1,0 +1,468 @@
+"""GRU: the cell (one time step) and the layer (the cell over a sequence).
+
+Gate order z (update), r (reset), h (candidate) as in Keras (`W` =
+`kernel`, `U` = `recurrent_kernel`, `b` = input bias, `b'` = recurrent
+bias, `σ` = `recurrent_activation`, `act` = `activation`).
+
+`reset_after=False`, the original GRU of Cho et al. 2014 (arXiv:1406.1078
+v1): the reset gate scales the state before the recurrent product.
+
+    z(t) = σ(x(t) W_z + h(t-1) U_z + b_z)
+    r(t) = σ(x(t) W_r + h(t-1) U_r + b_r)
+    g(t) = act(x(t) W_h + (r(t) * h(t-1)) U_h + b_h)
+    h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
+
+`reset_after=True` (the default), the cuDNN-compatible form: the reset gate
+scales the recurrent product, which has its own bias `b'`.
+
+    z(t) = σ(x(t) W_z + b_z + h(t-1) U_z + b'_z)
+    r(t) = σ(x(t) W_r + b_r + h(t-1) U_r + b'_r)
+    g(t) = act(x(t) W_h + b_h + r(t) * (h(t-1) U_h + b'_h))
+    h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
+"""
+
+import keras
+from keras import ops
+from keras.src import backend as _backend
+
+from keras_rnn_plus import _args
+from keras_rnn_plus._base import SERIALIZABLE, GatedCell, RecurrentLayer
+
+_ARGS_DOC = """
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation of the candidate `g`. Default: `"tanh"`.
+            `None` means linear.
+        recurrent_activation: Activation of the gates `z` and `r`.
+            Default: `"sigmoid"`. `"keras2_hard_sigmoid"` gives Keras 2's
+            `clip(0.2 x + 0.5, 0, 1)` (Keras 3's `"hard_sigmoid"` is
+            `clip(x / 6 + 0.5, 0, 1)`).
+        use_bias: Boolean, whether the layer uses a bias vector. Default:
+            `True`.
+        kernel_initializer: Initializer for `kernel`, the input weights of
+            shape `(input_dim, 3 * units)`. Default: `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel`, of shape
+            `(units, 3 * units)`. Default: `"orthogonal"`.
+        bias_initializer: Initializer for `bias`, of shape `(3 * units,)`,
+            or `(2, 3 * units)` (input bias, recurrent bias) with
+            `reset_after=True`. Default: `"zeros"`.
+        kernel_regularizer: Regularizer applied to `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer applied to `recurrent_kernel`.
+            Default: `None`.
+        bias_regularizer: Regularizer applied to `bias`. Default: `None`.{act}
+        kernel_constraint: Constraint applied to `kernel` after each
+            optimizer step. Default: `None`.
+        recurrent_constraint: Constraint applied to `recurrent_kernel`.
+            Default: `None`.
+        bias_constraint: Constraint applied to `bias`. Default: `None`.
+        dropout: Float in [0, 1): fraction of the inputs dropped before the
+            input product, in training only, with the same mask at every
+            timestep. Default: 0.
+        recurrent_dropout: Float in [0, 1): fraction of `h(t-1)` dropped
+            before the recurrent product, in training only, with the same
+            mask at every timestep. Default: 0.{impl}"""
+
+_IMPL_DOC = """
+        implementation: 1 or 2. 1 multiplies each gate separately (three
+            input and three recurrent products, Keras 2's low-memory mode,
+            one dropout mask per gate); 2 does one fused product and splits
+            it into the gates. Both give the same numbers. With
+            `recurrent_dropout > 0` the per-gate route is taken, as in Keras.
+            Keras 2.0's `0` is read as 1. Default: 2."""
+
+_RESET_AFTER_DOC = """
+        reset_after: Boolean, where the reset gate applies: `False` before
+            the recurrent product (Cho et al. 2014, bias `(3 * units,)`),
+            `True` after it (cuDNN-compatible, separate recurrent bias,
+            bias `(2, 3 * units)`). Default: `True`."""
+
+_LAYER_ARGS_DOC = """
+        seed: Integer seed of the dropout masks. Default: `None`.
+        return_sequences: Boolean, return the whole output sequence rather
+            than the last output. Default: `False`.
+        return_state: Boolean, also return the final state `h`.
+            Default: `False`.
+        go_backwards: Boolean, process the sequence backwards (and return the
+            reversed output sequence). Default: `False`.
+        stateful: Boolean: the final state of a batch is the initial state
+            of the next; needs a fixed batch size. Reset with
+            `reset_state()`. Default: `False`.
+        unroll: Boolean, unroll the time loop (short sequences only; needs a
+            known number of timesteps). Default: `False`."""
+
+_CUDNN_DOC = """
+        use_cudnn: `"auto"`, `True` or `False`. On a GPU with the
+            TensorFlow backend and the cuDNN configuration (tanh, sigmoid,
+            bias, `reset_after=True`, no recurrent dropout, not unrolled,
+            right-padded masks), `"auto"` runs the backend's cuDNN kernel,
+            which computes the same function; `True` requires it.
+            Default: `"auto"`.
+        **kwargs: base-layer arguments (`name`, `dtype`, `trainable`,
+            `input_shape`, ...) and `keras.layers.RNN`'s
+            `zero_output_for_mask`."""
+
+
+def gru_update(z, h_tm1, candidate):
+    """The GRU state update: `z * h(t-1) + (1 - z) * candidate`."""
+    return z * h_tm1 + (1 - z) * candidate
+
+
+@SERIALIZABLE
+class GRUCell(GatedCell):
+    __doc__ = (
+        """Gated Recurrent Unit cell: one time step of `krp.GRU`.
+
+    A reimplementation of `keras.layers.GRUCell` with the same arguments,
+    defaults, weights (`kernel`, `recurrent_kernel`, `bias`; gate order
+    z, r, h) and numbers, plus `implementation`. Use it inside
+    `keras.layers.RNN`, or use `krp.GRU`, which is faster.
+
+    Equations (`σ` = `recurrent_activation`, `act` = `activation`,
+    `[a | b]` = the z, r slices, `_h` = the candidate's slice).
+    With `reset_after=False` (Cho et al. 2014):
+
+        [z, r] = σ(x(t) kernel + h(t-1) recurrent_kernel + bias)
+        g = act(x(t) kernel_h + (r * h(t-1)) recurrent_kernel_h + bias_h)
+        h(t) = z * h(t-1) + (1 - z) * g
+
+    With `reset_after=True` (cuDNN-compatible; `bias[0]` is the input
+    bias, `bias[1]` the recurrent bias):
+
+        [z, r] = σ(x(t) kernel + bias[0] + h(t-1) recurrent_kernel + bias[1])
+        g = act(x(t) kernel_h + bias[0]_h
+                + r * (h(t-1) recurrent_kernel_h + bias[1]_h))
+        h(t) = z * h(t-1) + (1 - z) * g
+
+    Args:"""
+        + _ARGS_DOC.format(act="", impl="")
+        + _RESET_AFTER_DOC
+        + """
+        seed: Integer seed of the dropout masks. Default: `None`."""
+        + _IMPL_DOC
+        + """
+        **kwargs: base-layer arguments (`name`, `dtype`, `trainable`).
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: The state `h` `(batch, units)`, or a list `[h]`.
+        training: Python boolean, whether dropout applies.
+
+    Returns:
+        `h` of shape `(batch, units)` and the new state, `[h]` if the
+        state came as a list, else `h`.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> import keras_rnn_plus as krp
+    >>> rnn = keras.layers.RNN(krp.GRUCell(4), return_state=True)
+    >>> out, h = rnn(np.zeros((2, 5, 3), "float32"))
+    >>> tuple(out.shape), tuple(h.shape)
+    ((2, 4), (2, 4))
+    """
+    )
+
+    num_gates = 3
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        reset_after=True,
+        seed=None,
+        implementation=2,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            implementation=implementation,
+            **kwargs,
+        )
+        self.reset_after = _args.boolean("reset_after", reset_after)
+        self.state_size = self.units
+        self.output_size = self.units
+
+    # -- weights -------------------------------------------------------------
+    def _bias_shape(self):
+        if self.reset_after:
+            return (2, 3 * self.units)
+        return (3 * self.units,)
+
+    def _input_bias(self):
+        if self.bias is None or not self.reset_after:
+            return self.bias
+        return self.bias[0]
+
+    def _recurrent_bias(self):
+        if self.bias is None or not self.reset_after:
+            return None
+        return self.bias[1]
+
+    # -- the recurrent half of a step -----------------------------------------
+    def recurrent_step(self, z, states, training=False):
+        nested = isinstance(states, (list, tuple))
+        h_tm1 = states[0] if nested else states
+        x_z, x_r, x_h = ops.split(z, 3, axis=-1)
+        if self.reset_after:
+            rec_z, rec_r, rec_h = self.recurrent_products(
+                h_tm1, training=training
+            )
+            b = self._recurrent_bias()
+            if b is not None:
+                b_z, b_r, b_h = ops.split(b, 3, axis=-1)
+                rec_z, rec_r, rec_h = rec_z + b_z, rec_r + b_r, rec_h + b_h
+            update = self.recurrent_activation(x_z + rec_z)
+            reset = self.recurrent_activation(x_r + rec_r)
+            rec_h = reset * rec_h
+        else:
+            rec_z, rec_r, h_h, kernel_h = self._reset_before_products(
+                h_tm1, training
+            )
+            update = self.recurrent_activation(x_z + rec_z)
+            reset = self.recurrent_activation(x_r + rec_r)
+            rec_h = ops.matmul(reset * h_h, kernel_h)
+        h = gru_update(update, h_tm1, self.activation(x_h + rec_h))
+        return h, ([h] if nested else h)
+
+    def _reset_before_products(self, h_tm1, training):
+        """The z and r recurrent products, the state the candidate's product
+        will see (after its dropout mask) and the candidate's kernel slice.
+
+        The candidate's product needs `r` first, so it is left to the
+        caller."""
+        u = self.units
+        kernel_zr = self.recurrent_kernel[:, : 2 * u]
+        kernel_h = self.recurrent_kernel[:, 2 * u :]
+        if not self.per_gate:
+            rec_z, rec_r = ops.split(ops.matmul(h_tm1, kernel_zr), 2, axis=-1)
+            return rec_z, rec_r, h_tm1, kernel_h
+        masks = None
+        if training and self.recurrent_dropout > 0:
+            masks = self.get_recurrent_dropout_mask(h_tm1)
+        h_z, h_r, h_h = (
+            [h_tm1] * 3 if masks is None else [h_tm1 * m for m in masks]
+        )
+        rec_z = ops.matmul(h_z, kernel_zr[:, :u])
+        rec_r = ops.matmul(h_r, kernel_zr[:, u:])
+        return rec_z, rec_r, h_h, kernel_h
+
+    # -- config ---------------------------------------------------------------
+    def argument_config(self):
+        config = super().argument_config()
+        config["reset_after"] = self.reset_after
+        return config
+
+
+@SERIALIZABLE
+class GRU(RecurrentLayer):
+    __doc__ = (
+        """Gated Recurrent Unit layer (Cho et al. 2014).
+
+    A drop-in reimplementation of `keras.layers.GRU`: the same arguments
+    and defaults, the same weights (`kernel` `(input_dim, 3 * units)`,
+    `recurrent_kernel` `(units, 3 * units)`, `bias` `(3 * units,)`, or
+    `(2, 3 * units)` with `reset_after=True`; gate order z, r, h), so
+    `set_weights` and `.weights.h5` files move freely between the two, and
+    the same outputs, states and gradients.
+
+    Equations (`σ` = `recurrent_activation`, `act` = `activation`).
+    With `reset_after=False`, the original GRU of Cho et al. 2014, the
+    reset gate is applied before the recurrent product:
+
+        z(t) = σ(x(t) W_z + h(t-1) U_z + b_z)
+        r(t) = σ(x(t) W_r + h(t-1) U_r + b_r)
+        g(t) = act(x(t) W_h + (r(t) * h(t-1)) U_h + b_h)
+        h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
+
+    With `reset_after=True` (the default; cuDNN-compatible), it is applied
+    after the recurrent product, which has its own bias `b'`
+    (`bias[1]`; `b` is `bias[0]`):
+
+        z(t) = σ(x(t) W_z + b_z + h(t-1) U_z + b'_z)
+        r(t) = σ(x(t) W_r + b_r + h(t-1) U_r + b'_r)
+        g(t) = act(x(t) W_h + b_h + r(t) * (h(t-1) U_h + b'_h))
+        h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
+
+    The input products `x(t) W + b` of all timesteps are computed in one
+    product before the time loop; the loop does only the recurrent part.
+    On a GPU the cuDNN configuration runs the backend's cuDNN kernel (see
+    `use_cudnn`).
+
+    Args:"""
+        + _ARGS_DOC.format(
+            act="""
+        activity_regularizer: Regularizer applied to the layer's output.
+            Default: `None`.""",
+            impl=_IMPL_DOC,
+        )
+        + _LAYER_ARGS_DOC
+        + _RESET_AFTER_DOC
+        + _CUDNN_DOC
+        + """
+
+    Call arguments:
+        inputs: A 3D tensor `(batch, timesteps, features)`.
+        mask: Optional boolean tensor `(batch, timesteps)`; `False` skips a
+            timestep (the state is carried over). Masks from `Masking` or
+            `Embedding(mask_zero=True)` are used automatically.
+        training: Python boolean, whether dropout applies.
+        initial_state: Optional tensor `(batch, units)`, or a list of one;
+            zeros by default.
+
+    Input shape:
+        `(batch, timesteps, features)`.
+
+    Output shape:
+        `(batch, timesteps, units)` with `return_sequences`, else
+        `(batch, units)`; with `return_state`, followed by the final `h`
+        `(batch, units)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_rnn_plus as krp
+    >>> x = np.random.random((32, 10, 8)).astype("float32")
+    >>> gru = krp.GRU(4, return_sequences=True, return_state=True)
+    >>> seq, h = gru(x)
+    >>> tuple(seq.shape), tuple(h.shape)
+    ((32, 10, 4), (32, 4))
+    >>> classic = krp.GRU(4, reset_after=False)  # Cho et al. 2014
+    >>> tuple(classic(x).shape)
+    (32, 4)
+    """
+    )
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        implementation=2,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        use_cudnn="auto",
+        **kwargs,
+    ):
+        cell = GRUCell(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            reset_after=reset_after,
+            seed=seed,
+            implementation=implementation,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="gru_cell",
+        )
+        super().__init__(
+            cell,
+            use_cudnn=use_cudnn,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        if self._cudnn_possible():
+            self.supports_jit = False  # cuDNN ops cannot be XLA-compiled
+
+    def _cudnn_possible(self):
+        cell = self.cell
+        return (
+            self.use_cudnn in ("auto", True)
+            and keras.backend.backend() == "tensorflow"
+            and not cell.recurrent_dropout
+            and _backend.cudnn_ok(
+                cell.activation,
+                cell.recurrent_activation,
+                self.unroll,
+                cell.use_bias,
+                reset_after=cell.reset_after,
+            )
+        )
+
+    def _fused_backend_loop(self, sequences, initial_state, mask, training):
+        if not self._cudnn_possible():
+            return None
+        cell = self.cell
+        if training and cell.dropout:
+            if cell.per_gate:  # the fused kernel has one input per step
+                return None
+            mask0 = cell.get_dropout_mask(sequences[:, 0, :])
+            sequences = sequences * ops.expand_dims(mask0, 1)
+        try:
+            return _backend.gru(
+                sequences,
+                initial_state[0],
+                mask,
+                kernel=cell.kernel,
+                recurrent_kernel=cell.recurrent_kernel,
+                bias=cell.bias,
+                activation=cell.activation,
+                recurrent_activation=cell.recurrent_activation,
+                return_sequences=self.return_sequences,
+                go_backwards=self.go_backwards,
+                unroll=self.unroll,
+                reset_after=cell.reset_after,
+            )
+        except NotImplementedError:
+            return None
