@@ -1,0 +1,237 @@
+"""Porting Keras 2 (`tf_keras`) LSTMs to `krp.LSTM`.
+
+Keras 2's LSTM defaulted to `recurrent_activation="hard_sigmoid"`, which in
+Keras 2 is `clip(0.2 x + 0.5, 0, 1)`; Keras 3's `"hard_sigmoid"` is
+`clip(x / 6 + 0.5, 0, 1)`. `krp.LSTM(recurrent_activation=
+"keras2_hard_sigmoid", implementation=1)` with the Keras 2 weights must give
+Keras 2's numbers.
+"""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from testing import (
+    GRAD_ATOL,
+    assert_close,
+    gradients,
+    random_inputs,
+    randomize_weights,
+)
+
+import keras_rnn_plus as krp
+from keras_rnn_plus.activations import keras2_hard_sigmoid
+
+tf_keras = pytest.importorskip("tf_keras")
+
+BATCH, STEPS, FEATURES, UNITS = 3, 6, 4, 5
+
+# Fixed numbers: Keras 2's hard sigmoid, clip(0.2 x + 0.5, 0, 1), and
+# Keras 3's, clip(x / 6 + 0.5, 0, 1), written out by hand.
+POINTS = [-4.0, -2.5, -1.0, 0.0, 0.5, 1.0, 2.5, 4.0]
+KERAS2_VALUES = [0.0, 0.0, 0.3, 0.5, 0.6, 0.7, 1.0, 1.0]
+KERAS3_VALUES = [0.0, 1 / 12, 1 / 3, 0.5, 7 / 12, 2 / 3, 11 / 12, 1.0]
+
+
+def test_keras2_hard_sigmoid_fixed_numbers():
+    got = np.asarray(keras2_hard_sigmoid(np.array(POINTS, "float32")))
+    np.testing.assert_allclose(got, KERAS2_VALUES, rtol=0, atol=1e-7)
+    keras3 = np.asarray(
+        keras.activations.hard_sigmoid(np.array(POINTS, "float32"))
+    )
+    np.testing.assert_allclose(keras3, KERAS3_VALUES, rtol=0, atol=1e-6)
+    assert np.max(np.abs(keras3 - got)) > 0.02  # they do differ
+    # And tf_keras's own hard_sigmoid is the Keras 2 one.
+    legacy = tf_keras.activations.hard_sigmoid(tf.constant(POINTS)).numpy()
+    np.testing.assert_allclose(legacy, KERAS2_VALUES, rtol=0, atol=1e-7)
+
+
+def test_keras2_hard_sigmoid_by_name():
+    layer = krp.LSTM(UNITS, recurrent_activation="keras2_hard_sigmoid")
+    assert layer.recurrent_activation is keras2_hard_sigmoid
+    assert krp.LSTM.from_config(layer.get_config()).recurrent_activation is (
+        keras2_hard_sigmoid
+    )
+
+
+def _legacy_pair(x, **kwargs):
+    """A tf_keras LSTM (Keras 2 defaults) and ours, with the same random
+    weights; returns (legacy, ours)."""
+    legacy = tf_keras.layers.LSTM(
+        UNITS,
+        recurrent_activation="hard_sigmoid",
+        implementation=1,
+        **kwargs,
+    )
+    ours = krp.LSTM(
+        UNITS,
+        recurrent_activation="keras2_hard_sigmoid",
+        implementation=1,
+        **kwargs,
+    )
+    legacy(tf.constant(x))
+    ours(x)
+    assert [w.shape for w in legacy.get_weights()] == [
+        tuple(w.shape) for w in ours.weights
+    ]
+    randomize_weights(legacy, seed=3, scale=1.0)
+    ours.set_weights(legacy.get_weights())
+    return legacy, ours
+
+
+FLAGS = list(itertools.product([False, True], repeat=3))
+
+
+@pytest.mark.parametrize(
+    "return_sequences, return_state, go_backwards",
+    FLAGS,
+    ids=["seq{:d}-state{:d}-back{:d}".format(*flags) for flags in FLAGS],
+)
+def test_outputs_match_tf_keras(return_sequences, return_state, go_backwards):
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=1)
+    kwargs = dict(
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+    )
+    legacy, ours = _legacy_pair(x, **kwargs)
+    expected = legacy(tf.constant(x))
+    got = ours(x)
+    n_out = 3 if return_state else 1
+    assert len(tf.nest.flatten(got)) == n_out
+    assert_close(tf.nest.flatten(got), tf.nest.flatten(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(use_bias=False),
+        dict(unit_forget_bias=False, activation="relu"),
+        dict(return_sequences=True, unroll=True),
+    ],
+    ids=["no-bias", "relu", "unroll"],
+)
+def test_other_arguments_match_tf_keras(kwargs):
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=2)
+    legacy, ours = _legacy_pair(x, **kwargs)
+    assert_close(ours(x), legacy(tf.constant(x)), atol=1e-5)
+
+
+def test_mask_and_initial_state_match_tf_keras():
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=4)
+    mask = np.ones((BATCH, STEPS), bool)
+    mask[0, 4:] = False
+    mask[1, 1:] = False
+    h0 = random_inputs((BATCH, UNITS), seed=5)
+    c0 = random_inputs((BATCH, UNITS), seed=6)
+    legacy, ours = _legacy_pair(x, return_sequences=True, return_state=True)
+    expected = legacy(
+        tf.constant(x),
+        mask=tf.constant(mask),
+        initial_state=[tf.constant(h0), tf.constant(c0)],
+    )
+    got = ours(x, mask=mask, initial_state=[h0, c0])
+    assert_close(got, expected, atol=1e-5)
+
+
+def test_gradients_match_tf_keras():
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=7)
+    legacy, ours = _legacy_pair(x, return_sequences=True)
+    # A point where some gates sit on the linear part of the hard sigmoid.
+    x = 0.3 * x
+
+    expected, got = gradients(legacy, x), gradients(ours, x)
+    assert len(got) == len(expected) == 4
+    assert_close(got, expected, atol=GRAD_ATOL, what="gradients")
+    assert np.max(np.abs(np.asarray(expected[0]))) > 1e-3
+
+
+def test_keras3_hard_sigmoid_would_not_match():
+    """The reason `keras2_hard_sigmoid` exists: Keras 3's `hard_sigmoid`
+    gives other numbers for the same Keras 2 weights."""
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=8)
+    legacy, _ = _legacy_pair(x)
+    wrong = krp.LSTM(UNITS, recurrent_activation="hard_sigmoid")
+    wrong(x)
+    wrong.set_weights(legacy.get_weights())
+    diff = np.max(np.abs(np.asarray(wrong(x)) - legacy(tf.constant(x))))
+    assert diff > 1e-2
+
+
+def _legacy_model():
+    return tf_keras.Sequential(
+        [
+            tf_keras.Input((STEPS, FEATURES)),
+            tf_keras.layers.LSTM(
+                UNITS,
+                recurrent_activation="hard_sigmoid",
+                implementation=1,
+                return_sequences=True,
+            ),
+            tf_keras.layers.LSTM(
+                UNITS,
+                recurrent_activation="hard_sigmoid",
+                implementation=1,
+                go_backwards=True,
+            ),
+            tf_keras.layers.Dense(2),
+        ]
+    )
+
+
+def _ported_model():
+    return keras.Sequential(
+        [
+            keras.Input((STEPS, FEATURES)),
+            krp.LSTM(
+                UNITS,
+                recurrent_activation="keras2_hard_sigmoid",
+                implementation=1,
+                return_sequences=True,
+            ),
+            krp.LSTM(
+                UNITS,
+                recurrent_activation="keras2_hard_sigmoid",
+                implementation=1,
+                go_backwards=True,
+            ),
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+def _randomize_legacy(model):
+    for i, layer in enumerate(model.layers):
+        randomize_weights(layer, seed=i, scale=0.5)
+
+
+def test_port_whole_model_with_get_weights():
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=9)
+    legacy = _legacy_model()
+    _randomize_legacy(legacy)
+    ported = _ported_model()
+    ported.set_weights(legacy.get_weights())
+    assert_close(
+        ported.predict(x, verbose=0),
+        legacy.predict(x, verbose=0),
+        atol=1e-5,
+    )
+
+
+def test_port_whole_model_with_keras2_weights_file(tmp_path):
+    """Keras 2's HDF5 weights file (`save_weights("w.h5")`) loads into the
+    ported Keras 3 model with `load_weights`."""
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=10)
+    legacy = _legacy_model()
+    _randomize_legacy(legacy)
+    path = str(tmp_path / "keras2_weights.h5")
+    legacy.save_weights(path)
+
+    expected = legacy.predict(x, verbose=0)
+    ported = _ported_model()
+    before = ported.predict(x, verbose=0)
+    assert np.max(np.abs(before - expected)) > 1e-3
+    ported.load_weights(path)
+    assert_close(ported.predict(x, verbose=0), expected, atol=1e-5)
