@@ -1,0 +1,57 @@
+"""Every `tutorials/*.py` script runs with `--quick` and passes its checks.
+
+A tutorial script takes `--quick` (runs in seconds) and `--out DIR`, prints
+`CHECK <name>: PASS` or `FAIL` lines, and exits non-zero when a check
+fails. The files each script must write are listed in `EXPECTED_OUTPUTS`;
+a script not listed there must write at least one file.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+TUTORIALS = pathlib.Path(__file__).resolve().parent.parent / "tutorials"
+SCRIPTS = sorted(TUTORIALS.glob("[0-9]*.py"))
+
+EXPECTED_OUTPUTS = {
+    "01_drop_in_lstm.py": [
+        "training.png",
+        "summary.json",
+        "model.keras",
+        "saved_model/saved_model.pb",
+    ],
+}
+
+
+def test_tutorials_are_found():
+    assert "01_drop_in_lstm.py" in [s.name for s in SCRIPTS]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
+def test_tutorial_runs_quick(script, tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,  # the script must not depend on the working directory
+        timeout=300,
+    )
+    log = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, log
+    assert "FAIL" not in proc.stdout, log
+    assert "PASS" in proc.stdout, log
+    expected = EXPECTED_OUTPUTS.get(script.name)
+    if expected is None:
+        assert any(p.is_file() for p in out.rglob("*")), "no output files"
+    for name in expected or []:
+        path = out / name
+        assert path.is_file() and path.stat().st_size > 0, f"missing {name}"
+    if "training.png" in (expected or []):
+        png = (out / "training.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
