@@ -98,8 +98,11 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         # one product per gate: the per-gate route (mode 1) is then taken
         # whatever `implementation` says (the config keeps the user's value).
         self.per_gate = self.implementation == 1 or self.recurrent_dropout > 0
-        if self.per_gate:
-            self.dropout_mask_count = self.num_gates
+
+    @property
+    def dropout_mask_count(self):
+        """Masks drawn per dropout: one per gate in the per-gate mode."""
+        return self.num_gates if self.per_gate else None
 
     # -- weights ---------------------------------------------------------
     def build(self, input_shape):
@@ -166,34 +169,33 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
                     if self.per_gate
                     else expand(masks)
                 )
-        bias = self._input_bias()
         if not self.per_gate:
             x = inputs if masks is None else inputs * masks
             z = ops.matmul(x, self.kernel)
-            return z if bias is None else z + bias
-        kernels = ops.split(self.kernel, self.num_gates, axis=-1)
-        biases = (
-            [None] * self.num_gates
-            if bias is None
-            else ops.split(bias, self.num_gates, axis=-1)
-        )
-        parts = []
-        for g, (k, b) in enumerate(zip(kernels, biases)):
-            x = inputs if masks is None else inputs * masks[g]
-            z = ops.matmul(x, k)
-            parts.append(z if b is None else z + b)
-        return ops.concatenate(parts, axis=-1)
+        else:
+            kernels = ops.split(self.kernel, self.num_gates, axis=-1)
+            z = ops.concatenate(
+                [
+                    ops.matmul(inputs if masks is None else inputs * m, k)
+                    for k, m in zip(kernels, masks or [None] * len(kernels))
+                ],
+                axis=-1,
+            )
+        z = self._normalize_input_product(z)
+        bias = self._input_bias()
+        return z if bias is None else z + bias
+
+    def _normalize_input_product(self, z):
+        """Hook for variants that transform `x @ kernel` before the bias."""
+        return z
 
     def recurrent_products(self, h, training=False):
-        """`h @ recurrent_kernel`, split into one tensor per gate.
-
-        The per-gate mode multiplies each gate's slice separately, with that
+        """`h @ recurrent_kernel`: one tensor in the fused mode; in the
+        per-gate mode a list with one product per gate, each with that
         gate's recurrent dropout mask in training.
         """
         if not self.per_gate:
-            return ops.split(
-                ops.matmul(h, self.recurrent_kernel), self.num_gates, axis=-1
-            )
+            return ops.matmul(h, self.recurrent_kernel)
         masks = None
         if training and self.recurrent_dropout > 0:
             masks = self.get_recurrent_dropout_mask(h)

@@ -200,13 +200,13 @@ class LSTMCell(GatedCell):
 
     def recurrent_step(self, z, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
-        z_gates = ops.split(z, 4, axis=-1)
-        r_gates = self.recurrent_products(h_tm1, training=training)
+        r = self.recurrent_products(h_tm1, training=training)
+        if self.per_gate:
+            gates = [a + b for a, b in zip(ops.split(z, 4, axis=-1), r)]
+        else:
+            gates = ops.split(z + r, 4, axis=-1)
         h, c = lstm_gates(
-            [a + b for a, b in zip(z_gates, r_gates)],
-            c_tm1,
-            self.activation,
-            self.recurrent_activation,
+            gates, c_tm1, self.activation, self.recurrent_activation
         )
         return h, [h, c]
 
