@@ -230,48 +230,46 @@ class GRUCell(GatedCell):
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
         x_z, x_r, x_h = ops.split(z, 3, axis=-1)
-        if self.reset_after:
-            rec_z, rec_r, rec_h = self.recurrent_products(
-                h_tm1, training=training
+        kernel_z, kernel_r, kernel_h = ops.split(
+            self.recurrent_kernel, 3, axis=-1
+        )
+        if self.per_gate:  # one product per gate, each with its own mask
+            h_z, h_r, h_h = self._recurrent_dropped(h_tm1, training)
+            rec_z = ops.matmul(h_z, kernel_z)
+            rec_r = ops.matmul(h_r, kernel_r)
+            rec_h = ops.matmul(h_h, kernel_h) if self.reset_after else None
+        elif self.reset_after:  # one product for the three gates
+            h_h = h_tm1
+            rec_z, rec_r, rec_h = ops.split(
+                ops.matmul(h_tm1, self.recurrent_kernel), 3, axis=-1
             )
-            b = self._recurrent_bias()
-            if b is not None:
-                b_z, b_r, b_h = ops.split(b, 3, axis=-1)
-                rec_z, rec_r, rec_h = rec_z + b_z, rec_r + b_r, rec_h + b_h
-            update = self.recurrent_activation(x_z + rec_z)
-            reset = self.recurrent_activation(x_r + rec_r)
+        else:  # one product for z and r; the candidate's needs r first
+            h_h, rec_h = h_tm1, None
+            rec_z, rec_r = ops.split(
+                ops.matmul(h_tm1, self.recurrent_kernel[:, : 2 * self.units]),
+                2,
+                axis=-1,
+            )
+        bias = self._recurrent_bias()
+        if bias is not None:
+            b_z, b_r, b_h = ops.split(bias, 3, axis=-1)
+            rec_z, rec_r, rec_h = rec_z + b_z, rec_r + b_r, rec_h + b_h
+        update = self.recurrent_activation(x_z + rec_z)
+        reset = self.recurrent_activation(x_r + rec_r)
+        if self.reset_after:  # reset applied after the product
             rec_h = reset * rec_h
-        else:
-            rec_z, rec_r, h_h, kernel_h = self._reset_before_products(
-                h_tm1, training
-            )
-            update = self.recurrent_activation(x_z + rec_z)
-            reset = self.recurrent_activation(x_r + rec_r)
+        else:  # reset applied before the product (Cho et al. 2014)
             rec_h = ops.matmul(reset * h_h, kernel_h)
         h = gru_update(update, h_tm1, self.activation(x_h + rec_h))
         return h, ([h] if nested else h)
 
-    def _reset_before_products(self, h_tm1, training):
-        """The z and r recurrent products, the state the candidate's product
-        will see (after its dropout mask) and the candidate's kernel slice.
-
-        The candidate's product needs `r` first, so it is left to the
-        caller."""
-        u = self.units
-        kernel_zr = self.recurrent_kernel[:, : 2 * u]
-        kernel_h = self.recurrent_kernel[:, 2 * u :]
-        if not self.per_gate:
-            rec_z, rec_r = ops.split(ops.matmul(h_tm1, kernel_zr), 2, axis=-1)
-            return rec_z, rec_r, h_tm1, kernel_h
-        masks = None
+    def _recurrent_dropped(self, h_tm1, training):
+        """`h(t-1)` as the z, r and candidate products see it: times that
+        gate's recurrent dropout mask in training."""
         if training and self.recurrent_dropout > 0:
             masks = self.get_recurrent_dropout_mask(h_tm1)
-        h_z, h_r, h_h = (
-            [h_tm1] * 3 if masks is None else [h_tm1 * m for m in masks]
-        )
-        rec_z = ops.matmul(h_z, kernel_zr[:, :u])
-        rec_r = ops.matmul(h_r, kernel_zr[:, u:])
-        return rec_z, rec_r, h_h, kernel_h
+            return [h_tm1 * m for m in masks]
+        return [h_tm1] * 3
 
     # -- config ---------------------------------------------------------------
     def argument_config(self):
