@@ -10,8 +10,21 @@ dropped.
 
 from keras_rnn_plus import activations
 from keras_rnn_plus.gru import GRU, GRUCell
-from keras_rnn_plus.lstm import LSTM, LSTMCell
+from keras_rnn_plus.lstm import (
+    LSTM,
+    LSTMCell,
+    PeepholeLSTM,
+    PeepholeLSTMCell,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "activations"]
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
+    "activations",
+]

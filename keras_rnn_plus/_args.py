@@ -79,6 +79,14 @@ def activation(name, value):
         ) from e
 
 
+def serialize_activation(fn):
+    """This package's activations by their short name, others as Keras."""
+    for name, ours in _activations.BY_NAME.items():
+        if fn is ours:
+            return name
+    return keras.activations.serialize(fn)
+
+
 def _getter(module, what):
     def get(name, value):
         try:

@@ -229,8 +229,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         ser = keras.saving.serialize_keras_object
         return {
             "units": self.units,
-            "activation": keras.activations.serialize(self.activation),
-            "recurrent_activation": keras.activations.serialize(
+            "activation": _args.serialize_activation(self.activation),
+            "recurrent_activation": _args.serialize_activation(
                 self.recurrent_activation
             ),
             "use_bias": self.use_bias,

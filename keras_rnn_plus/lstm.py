@@ -1,6 +1,7 @@
-"""LSTM: the cell (one time step) and the layer (the cell over a sequence).
+"""LSTM: the cell (one time step) and the layer (the cell over a sequence),
+with the variants of the literature as keyword-only arguments.
 
-The plain equations, gate order i, f, c, o as in Keras (`W` = `kernel`,
+Plain equations, gate order i, f, c, o as in Keras (`W` = `kernel`,
 `U` = `recurrent_kernel`, `b` = `bias`, `σ` = `recurrent_activation`,
 `act` = `activation`):
 
@@ -10,16 +11,32 @@ The plain equations, gate order i, f, c, o as in Keras (`W` = `kernel`,
     o(t) = σ(x(t) W_o + h(t-1) U_o + b_o)
     c(t) = f(t) * c(t-1) + i(t) * g(t)
     h(t) = o(t) * act(c(t))
+
+Each variant changes one piece of this (see `LSTMCell.variant_step`):
+
+    use_peepholes         i, f see p_i * c(t-1), p_f * c(t-1); o sees p_o * c(t)
+    forget_bias           f(t) = σ(... + forget_bias)
+    cell_clip             c(t) = clip(c(t), -cell_clip, cell_clip)
+    use_forget_gate=False c(t) = c(t-1) + i(t) * g(t)        (no f weights)
+    coupled_input_forget  f(t) = 1 - i(t)                    (no f weights)
+    layer_norm            LN(x W) + LN(h U) + b;  h(t) = o * act(LN(c(t)))
+    num_proj, proj_clip   h(t) = clip((o * act(c(t))) P, -proj_clip, proj_clip)
 """
+
+import numbers
 
 import keras
 from keras import ops
 from keras.src import backend as _backend
 
+from keras_rnn_plus import _args
 from keras_rnn_plus._base import SERIALIZABLE, GatedCell, RecurrentLayer
 
+LAYER_NORM_EPSILON = 1e-3
+
 _ARGS_DOC = """
-        units: Positive integer, dimensionality of the output space.
+        units: Positive integer, dimensionality of the output space (of the
+            cell state `c`; of `h` too unless `num_proj` is set).
         activation: Activation of the candidate `g` and of the cell state in
             `h = o * activation(c)`. Default: `"tanh"`. `None` means linear.
         recurrent_activation: Activation of the gates `i`, `f`, `o`.
@@ -29,14 +46,16 @@ _ARGS_DOC = """
         use_bias: Boolean, whether the layer uses a bias vector. Default:
             `True`.
         kernel_initializer: Initializer for `kernel`, the input weights of
-            shape `(input_dim, 4 * units)`. Default: `"glorot_uniform"`.
+            shape `(input_dim, 4 * units)`, and for the peephole and
+            projection weights. Default: `"glorot_uniform"`.
         recurrent_initializer: Initializer for `recurrent_kernel`, of shape
             `(units, 4 * units)`. Default: `"orthogonal"`.
         bias_initializer: Initializer for `bias`, of shape `(4 * units,)`.
             Default: `"zeros"`.
         unit_forget_bias: Boolean. If `True`, the forget gate's slice of the
             bias is initialised to ones (Jozefowicz et al. 2015), the other
-            slices with `bias_initializer`. Default: `True`.
+            slices with `bias_initializer`. Ignored when there are no
+            forget-gate weights. Default: `True`.
         kernel_regularizer: Regularizer applied to `kernel`. Default: `None`.
         recurrent_regularizer: Regularizer applied to `recurrent_kernel`.
             Default: `None`.
@@ -52,10 +71,10 @@ _ARGS_DOC = """
         recurrent_dropout: Float in [0, 1): fraction of `h(t-1)` dropped
             before the recurrent product, in training only, with the same
             mask at every timestep. Default: 0.
-        implementation: 1 or 2. 1 multiplies each gate separately (four
-            input and four recurrent products, Keras 2's low-memory mode,
-            one dropout mask per gate); 2 does one fused product and splits
-            it into the gates. Both give the same numbers. With
+        implementation: 1 or 2. 1 multiplies each gate separately (one
+            input and one recurrent product per gate, Keras 2's low-memory
+            mode, one dropout mask per gate); 2 does one fused product and
+            splits it into the gates. Both give the same numbers. With
             `recurrent_dropout > 0` the per-gate route is taken, as in Keras.
             Keras 2.0's `0` is read as 1. Default: 2."""
 
@@ -74,22 +93,81 @@ _LAYER_ARGS_DOC = """
         seed: Integer seed of the dropout masks. Default: `None`.
         use_cudnn: `"auto"`, `True` or `False`. On a GPU with the
             TensorFlow backend and the plain configuration (tanh, sigmoid,
-            bias, no recurrent dropout, not unrolled), `"auto"` runs the
-            backend's cuDNN kernel, which computes the same function; `True`
-            requires it. Default: `"auto"`.
-        **kwargs: base-layer arguments (`name`, `dtype`, `trainable`,
-            `input_shape`, ...) and `keras.layers.RNN`'s
-            `zero_output_for_mask`."""
+            bias, no recurrent dropout, not unrolled, no variant),
+            `"auto"` runs the backend's cuDNN kernel, which computes the same
+            function; `True` requires it. Default: `"auto"`."""
+
+_VARIANTS_DOC = """
+        use_peepholes: Keyword-only. Gers & Schmidhuber 2000: the input and
+            forget gates see `c(t-1)`, the output gate the new `c(t)`,
+            through diagonal weights `input_gate_peephole_weights`,
+            `forget_gate_peephole_weights`, `output_gate_peephole_weights`,
+            each `(units,)`. Default: `False`.
+        forget_bias: Keyword-only float added to the forget gate's
+            pre-activation at run time, as TF1's `LSTMCell`. Default: 0.
+        cell_clip: Keyword-only positive float or `None`: `c(t)` is clipped
+            to `[-cell_clip, cell_clip]` (before the output gate sees it).
+        num_proj: Keyword-only positive integer or `None`. Sak et al. 2014
+            projection: `h(t) = (o * act(c(t))) @ projection_kernel`, with
+            `projection_kernel` of shape `(units, num_proj)`; the output, the
+            `h` state and the rows of `recurrent_kernel` have `num_proj`
+            dimensions.
+        proj_clip: Keyword-only positive float or `None` (needs `num_proj`):
+            the projected `h` is clipped to `[-proj_clip, proj_clip]`.
+        use_forget_gate: Keyword-only. `False` gives the original
+            Hochreiter & Schmidhuber 1997 LSTM, `c(t) = c(t-1) + i * g`, with
+            no forget-gate weights: `kernel` `(input_dim, 3 * units)`,
+            `recurrent_kernel` `(units, 3 * units)`, `bias` `(3 * units,)`,
+            gate order i, c, o. Default: `True`.
+        coupled_input_forget: Keyword-only. CIFG (Greff et al. 2015):
+            `f = 1 - i`, no forget-gate weights (shapes as above, gate order
+            i, c, o). Default: `False`.
+        layer_norm: Keyword-only. Layer-normalised LSTM (Ba et al. 2016,
+            eqs. 20-22): the input product `x W` and the recurrent product
+            `h U` (each over all gates, `(G * units,)` wide) are normalised
+            separately with learned scale and offset (`kernel_norm_gamma`,
+            `kernel_norm_beta`, `recurrent_norm_gamma`,
+            `recurrent_norm_beta`), then the bias is added; the output uses
+            the normalised cell state, `h = o * act(LN(c))`, with
+            `cell_norm_gamma`, `cell_norm_beta` `(units,)`; the carried state
+            `c` itself is not normalised. Epsilon 1e-3. Default: `False`.
+
+    Weights, in `get_weights()` order: `kernel`, `recurrent_kernel`, `bias`,
+    then the peephole weights of i, f, o, then `projection_kernel`, then the
+    layer-norm weights. Any combination of the variants works, except
+    `coupled_input_forget` with `use_forget_gate=False` (CIFG derives `f`
+    from `i`), a nonzero `forget_bias` without a forget gate, and
+    `proj_clip` without `num_proj`: these raise `ValueError`."""
 
 
 def lstm_gates(z, c_tm1, activation, recurrent_activation):
-    """The LSTM nonlinearity: from the four gate pre-activations to (h, c)."""
+    """The plain LSTM nonlinearity: from the four gate pre-activations
+    (i, f, c, o) to the new (h, c)."""
     z_i, z_f, z_c, z_o = z
     i = recurrent_activation(z_i)
     f = recurrent_activation(z_f)
     c = f * c_tm1 + i * activation(z_c)
     o = recurrent_activation(z_o)
     return o * activation(c), c
+
+
+def layer_norm(x, gamma, beta, epsilon=LAYER_NORM_EPSILON):
+    """Normalise over the last axis, then scale and offset (Ba et al.)."""
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    var = ops.var(x, axis=-1, keepdims=True)
+    return (x - mean) * ops.rsqrt(var + epsilon) * gamma + beta
+
+
+def _positive_or_none(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number or None, "
+                        f"got {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number or None, "
+                         f"got {value!r}")
+    return float(value)
 
 
 @SERIALIZABLE
@@ -99,8 +177,8 @@ class LSTMCell(GatedCell):
 
     A reimplementation of `keras.layers.LSTMCell` with the same arguments,
     defaults, weights (`kernel`, `recurrent_kernel`, `bias`; gate order
-    i, f, c, o) and numbers, plus `implementation`. Use it inside
-    `keras.layers.RNN`, or use `krp.LSTM`, which is faster.
+    i, f, c, o) and numbers, plus `implementation` and the variants below.
+    Use it inside `keras.layers.RNN`, or use `krp.LSTM`, which is faster.
 
     Equations (`σ` = `recurrent_activation`, `act` = `activation`):
 
@@ -112,16 +190,21 @@ class LSTMCell(GatedCell):
     Args:"""
         + _ARGS_DOC.format(act="")
         + """
-        seed: Integer seed of the dropout masks. Default: `None`.
-        **kwargs: base-layer arguments (`name`, `dtype`, `trainable`).
+        seed: Integer seed of the dropout masks. Default: `None`."""
+        + _VARIANTS_DOC
+        + """
+
+    Other keyword arguments are the base-layer ones (`name`, `dtype`,
+    `trainable`).
 
     Call arguments:
         inputs: A 2D tensor `(batch, features)`.
-        states: List `[h, c]` of two tensors `(batch, units)`.
+        states: List `[h, c]`: `h` `(batch, num_proj or units)`, `c`
+            `(batch, units)`.
         training: Python boolean, whether dropout applies.
 
     Returns:
-        `h` of shape `(batch, units)` and the new states `[h, c]`.
+        `h` and the new states `[h, c]`.
 
     Example:
 
@@ -133,8 +216,6 @@ class LSTMCell(GatedCell):
     ((2, 4), (2, 4))
     """
     )
-
-    num_gates = 4
 
     def __init__(
         self,
@@ -156,6 +237,15 @@ class LSTMCell(GatedCell):
         recurrent_dropout=0.0,
         seed=None,
         implementation=2,
+        *,
+        use_peepholes=False,
+        forget_bias=0.0,
+        cell_clip=None,
+        num_proj=None,
+        proj_clip=None,
+        use_forget_gate=True,
+        coupled_input_forget=False,
+        layer_norm=False,
         **kwargs,
     ):
         super().__init__(
@@ -178,12 +268,66 @@ class LSTMCell(GatedCell):
             implementation=implementation,
             **kwargs,
         )
-        self.unit_forget_bias = bool(unit_forget_bias)
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
+        self.unit_forget_bias = _args.boolean(
+            "unit_forget_bias", unit_forget_bias
+        )
+        self.use_peepholes = _args.boolean("use_peepholes", use_peepholes)
+        self.use_forget_gate = _args.boolean(
+            "use_forget_gate", use_forget_gate
+        )
+        self.coupled_input_forget = _args.boolean(
+            "coupled_input_forget", coupled_input_forget
+        )
+        self.layer_norm = _args.boolean("layer_norm", layer_norm)
+        if isinstance(forget_bias, bool) or not isinstance(
+            forget_bias, numbers.Real
+        ):
+            raise TypeError(
+                f"forget_bias must be a number, got {forget_bias!r}"
+            )
+        self.forget_bias = float(forget_bias)
+        self.cell_clip = _positive_or_none("cell_clip", cell_clip)
+        self.proj_clip = _positive_or_none("proj_clip", proj_clip)
+        self.num_proj = (
+            None if num_proj is None else _args.positive_int("num_proj",
+                                                             num_proj)
+        )
+        if self.coupled_input_forget and not self.use_forget_gate:
+            raise ValueError(
+                "coupled_input_forget=True needs use_forget_gate=True: CIFG "
+                "computes the forget gate as 1 - i"
+            )
+        self.has_forget_weights = (
+            self.use_forget_gate and not self.coupled_input_forget
+        )
+        if self.forget_bias and not self.has_forget_weights:
+            raise ValueError(
+                "forget_bias needs a forget gate with its own weights; got "
+                f"forget_bias={forget_bias} with use_forget_gate="
+                f"{self.use_forget_gate}, coupled_input_forget="
+                f"{self.coupled_input_forget}"
+            )
+        if self.proj_clip is not None and self.num_proj is None:
+            raise ValueError("proj_clip needs num_proj (a projection)")
+        self.gate_names = "ifco" if self.has_forget_weights else "ico"
+        self.num_gates = len(self.gate_names)
+        self.is_plain = self.has_forget_weights and not (
+            self.use_peepholes
+            or self.forget_bias
+            or self.cell_clip
+            or self.num_proj
+            or self.layer_norm
+        )
+        h_size = self.num_proj or self.units
+        self.state_size = [h_size, self.units]
+        self.output_size = h_size
+
+    # -- weights -------------------------------------------------------------
+    def _recurrent_input_size(self):
+        return self.num_proj or self.units
 
     def _bias_initializer(self):
-        if not self.unit_forget_bias:
+        if not (self.unit_forget_bias and self.has_forget_weights):
             return self.bias_initializer
         init, units = self.bias_initializer, self.units
 
@@ -198,22 +342,123 @@ class LSTMCell(GatedCell):
 
         return bias_with_unit_forget
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        units, n = self.units, self.num_gates * self.units
+        if self.use_peepholes:
+            for gate in ("input", "forget", "output"):
+                if gate == "forget" and not self.has_forget_weights:
+                    continue
+                setattr(
+                    self,
+                    f"{gate}_gate_peephole_weights",
+                    self.add_weight(
+                        shape=(units,),
+                        name=f"{gate}_gate_peephole_weights",
+                        initializer=self.kernel_initializer,
+                    ),
+                )
+        if self.num_proj:
+            self.projection_kernel = self.add_weight(
+                shape=(units, self.num_proj),
+                name="projection_kernel",
+                initializer=self.kernel_initializer,
+            )
+        if self.layer_norm:
+            for name, size in (("kernel", n), ("recurrent", n),
+                               ("cell", units)):
+                for param, init in (("gamma", "ones"), ("beta", "zeros")):
+                    setattr(
+                        self,
+                        f"{name}_norm_{param}",
+                        self.add_weight(
+                            shape=(size,),
+                            name=f"{name}_norm_{param}",
+                            initializer=init,
+                        ),
+                    )
+
+    # -- one step --------------------------------------------------------------
+    def _normalize_input_product(self, z):
+        if not self.layer_norm:
+            return z
+        return layer_norm(z, self.kernel_norm_gamma, self.kernel_norm_beta)
+
     def recurrent_step(self, z, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
         r = self.recurrent_products(h_tm1, training=training)
-        if self.per_gate:
-            gates = [a + b for a, b in zip(ops.split(z, 4, axis=-1), r)]
+        if self.layer_norm:
+            if self.per_gate:
+                r = ops.concatenate(r, axis=-1)
+            r = layer_norm(
+                r, self.recurrent_norm_gamma, self.recurrent_norm_beta
+            )
+        if self.per_gate and not self.layer_norm:
+            z = ops.split(z, self.num_gates, axis=-1)
+            gates = [a + b for a, b in zip(z, r)]
         else:
-            gates = ops.split(z + r, 4, axis=-1)
-        h, c = lstm_gates(
-            gates, c_tm1, self.activation, self.recurrent_activation
-        )
+            gates = ops.split(z + r, self.num_gates, axis=-1)
+        if self.is_plain:
+            h, c = lstm_gates(
+                gates, c_tm1, self.activation, self.recurrent_activation
+            )
+        else:
+            h, c = self.variant_step(dict(zip(self.gate_names, gates)), c_tm1)
         return h, [h, c]
 
+    def variant_step(self, z, c_tm1):
+        """The LSTM nonlinearity with every variant: `z` maps gate names
+        ("i", "f", "c", "o") to pre-activations; returns the new (h, c)."""
+        sigma, act = self.recurrent_activation, self.activation
+        peep = self.use_peepholes
+        z_i = z["i"] + self.input_gate_peephole_weights * c_tm1 if peep \
+            else z["i"]
+        i = sigma(z_i)
+        g = act(z["c"])
+        if self.coupled_input_forget:  # CIFG
+            c = (1.0 - i) * c_tm1 + i * g
+        elif not self.use_forget_gate:  # Hochreiter & Schmidhuber 1997
+            c = c_tm1 + i * g
+        else:
+            z_f = z["f"] + self.forget_bias if self.forget_bias else z["f"]
+            if peep:
+                z_f = z_f + self.forget_gate_peephole_weights * c_tm1
+            c = sigma(z_f) * c_tm1 + i * g
+        if self.cell_clip is not None:
+            c = ops.clip(c, -self.cell_clip, self.cell_clip)
+        z_o = z["o"] + self.output_gate_peephole_weights * c if peep \
+            else z["o"]
+        c_out = (
+            layer_norm(c, self.cell_norm_gamma, self.cell_norm_beta)
+            if self.layer_norm
+            else c
+        )
+        h = sigma(z_o) * act(c_out)
+        if self.num_proj:
+            h = ops.matmul(h, self.projection_kernel)
+            if self.proj_clip is not None:
+                h = ops.clip(h, -self.proj_clip, self.proj_clip)
+        return h, c
+
     def argument_config(self):
-        config = super().argument_config()
-        config["unit_forget_bias"] = self.unit_forget_bias
-        return config
+        return {
+            **super().argument_config(),
+            "unit_forget_bias": self.unit_forget_bias,
+            "use_peepholes": self.use_peepholes,
+            "forget_bias": self.forget_bias,
+            "cell_clip": self.cell_clip,
+            "num_proj": self.num_proj,
+            "proj_clip": self.proj_clip,
+            "use_forget_gate": self.use_forget_gate,
+            "coupled_input_forget": self.coupled_input_forget,
+            "layer_norm": self.layer_norm,
+        }
+
+
+_VARIANT_NAMES = (
+    "use_peepholes", "forget_bias", "cell_clip", "num_proj", "proj_clip",
+    "use_forget_gate", "coupled_input_forget", "layer_norm",
+)
 
 
 @SERIALIZABLE
@@ -249,7 +494,12 @@ class LSTM(RecurrentLayer):
             Default: `None`."""
         )
         + _LAYER_ARGS_DOC
+        + _VARIANTS_DOC
         + """
+
+    Other keyword arguments are the base-layer ones (`name`, `dtype`,
+    `trainable`, `input_shape`, ...) and `keras.layers.RNN`'s
+    `zero_output_for_mask`.
 
     Call arguments:
         inputs: A 3D tensor `(batch, timesteps, features)`.
@@ -265,8 +515,9 @@ class LSTM(RecurrentLayer):
 
     Output shape:
         `(batch, timesteps, units)` with `return_sequences`, else
-        `(batch, units)`; with `return_state`, followed by the final `h` and
-        `c`, each `(batch, units)`.
+        `(batch, units)` (`num_proj` instead of `units` with a projection);
+        with `return_state`, followed by the final `h` and `c` (`c` is
+        always `(batch, units)`).
 
     Example:
 
@@ -307,6 +558,15 @@ class LSTM(RecurrentLayer):
         unroll=False,
         seed=None,
         use_cudnn="auto",
+        *,
+        use_peepholes=False,
+        forget_bias=0.0,
+        cell_clip=None,
+        num_proj=None,
+        proj_clip=None,
+        use_forget_gate=True,
+        coupled_input_forget=False,
+        layer_norm=False,
         **kwargs,
     ):
         cell = LSTMCell(
@@ -328,6 +588,14 @@ class LSTM(RecurrentLayer):
             recurrent_dropout=recurrent_dropout,
             seed=seed,
             implementation=implementation,
+            use_peepholes=use_peepholes,
+            forget_bias=forget_bias,
+            cell_clip=cell_clip,
+            num_proj=num_proj,
+            proj_clip=proj_clip,
+            use_forget_gate=use_forget_gate,
+            coupled_input_forget=coupled_input_forget,
+            layer_norm=layer_norm,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="lstm_cell",
@@ -351,6 +619,7 @@ class LSTM(RecurrentLayer):
         return (
             self.use_cudnn in ("auto", True)
             and keras.backend.backend() == "tensorflow"
+            and cell.is_plain
             and not cell.recurrent_dropout
             and _backend.cudnn_ok(
                 cell.activation,
@@ -386,3 +655,76 @@ class LSTM(RecurrentLayer):
             )
         except NotImplementedError:
             return None
+
+
+@SERIALIZABLE
+class PeepholeLSTMCell(LSTMCell):
+    """`LSTMCell` with peephole connections, a drop-in for Keras 2's
+    `tf.keras.experimental.PeepholeLSTMCell`.
+
+    Same weights as Keras 2's (`kernel`, `recurrent_kernel`, `bias`,
+    `input_gate_peephole_weights`, `forget_gate_peephole_weights`,
+    `output_gate_peephole_weights`) and, like it, the defaults
+    `recurrent_activation="keras2_hard_sigmoid"` (Keras 2's hard sigmoid)
+    and `implementation=1`. Every other argument is `LSTMCell`'s, by
+    keyword (`use_peepholes=True` here).
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> import keras_rnn_plus as krp
+    >>> rnn = keras.layers.RNN(krp.PeepholeLSTMCell(4))
+    >>> tuple(rnn(np.zeros((2, 5, 3), "float32")).shape)
+    (2, 4)
+    """
+
+    def __init__(
+        self,
+        units,
+        *,
+        recurrent_activation="keras2_hard_sigmoid",
+        implementation=1,
+        use_peepholes=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            recurrent_activation=recurrent_activation,
+            implementation=implementation,
+            use_peepholes=use_peepholes,
+            **kwargs,
+        )
+
+
+@SERIALIZABLE
+class PeepholeLSTM(LSTM):
+    """`LSTM` with peephole connections: the layer over `PeepholeLSTMCell`.
+
+    Defaults as Keras 2's `PeepholeLSTMCell`:
+    `recurrent_activation="keras2_hard_sigmoid"`, `implementation=1`,
+    `use_peepholes=True`; every other argument is `LSTM`'s, by keyword.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_rnn_plus as krp
+    >>> tuple(krp.PeepholeLSTM(4)(np.zeros((2, 5, 3), "float32")).shape)
+    (2, 4)
+    """
+
+    def __init__(
+        self,
+        units,
+        *,
+        recurrent_activation="keras2_hard_sigmoid",
+        implementation=1,
+        use_peepholes=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            recurrent_activation=recurrent_activation,
+            implementation=implementation,
+            use_peepholes=use_peepholes,
+            **kwargs,
+        )

@@ -38,7 +38,9 @@ kernel_initializer recurrent_initializer bias_initializer unit_forget_bias
 kernel_regularizer recurrent_regularizer bias_regularizer
 activity_regularizer kernel_constraint recurrent_constraint bias_constraint
 dropout recurrent_dropout implementation return_sequences return_state
-go_backwards stateful unroll seed use_cudnn kwargs""".split()
+go_backwards stateful unroll seed use_cudnn use_peepholes forget_bias
+cell_clip num_proj proj_clip use_forget_gate coupled_input_forget layer_norm
+kwargs""".split()
 
 
 def test_lstm_signature_order_and_keras_defaults():
@@ -361,6 +363,7 @@ def test_keras2_hard_sigmoid_fixed_numbers():
     layer = krp.LSTM(2, recurrent_activation="keras2_hard_sigmoid")
     assert layer.recurrent_activation is krp.activations.keras2_hard_sigmoid
     config = layer.get_config()
+    assert config["recurrent_activation"] == "keras2_hard_sigmoid"
     again = krp.LSTM.from_config(config)
     assert again.recurrent_activation is krp.activations.keras2_hard_sigmoid
 
