@@ -115,22 +115,48 @@ def test_config_values_of_non_default_arguments():
         else:
             assert config[key] == ser(value), key
     assert config["units"] == UNITS
-    # The package's activation serializes by its registered name, and comes
-    # back as the function.
-    act = keras.activations.deserialize(config["recurrent_activation"])
-    assert act is keras2_hard_sigmoid
+    # The package's activation serializes by name and comes back as the
+    # function.
+    again = krp.LSTM(UNITS, recurrent_activation=config["recurrent_activation"])
+    assert again.recurrent_activation is keras2_hard_sigmoid
     # The config is plain JSON.
     json.dumps(config)
 
 
+# Round-trip cases: the non-default arguments above, then each LSTM variant
+# (keyword-only arguments) with non-default values.
+ROUND_TRIPS = {
+    "all-non-default": dict(),
+    "implementation-1": dict(
+        implementation=1, recurrent_dropout=0.0, dropout=0.0
+    ),
+    "implementation-2": dict(
+        implementation=2, return_sequences=False, unroll=False
+    ),
+    "peepholes-clip-projection-layer-norm": dict(
+        use_peepholes=True,
+        forget_bias=1.0,
+        cell_clip=3.0,
+        num_proj=3,
+        proj_clip=2.0,
+        layer_norm=True,
+    ),
+    "cifg": dict(coupled_input_forget=True, use_peepholes=True),
+    "no-forget-gate": dict(use_forget_gate=False, implementation=2),
+}
+
+
+def test_round_trips_cover_every_argument():
+    """Each constructor argument has a non-default value in some case."""
+    covered = set(non_default_kwargs())
+    for overrides in ROUND_TRIPS.values():
+        covered |= set(overrides)
+    missing = set(_params(krp.LSTM)) - covered - {"units"}
+    assert not missing, f"add non-default values for {missing}"
+
+
 @pytest.mark.parametrize(
-    "overrides",
-    [
-        dict(),
-        dict(implementation=1, recurrent_dropout=0.0, dropout=0.0),
-        dict(implementation=2, return_sequences=False, unroll=False),
-    ],
-    ids=["all-non-default", "implementation-1", "implementation-2"],
+    "overrides", list(ROUND_TRIPS.values()), ids=list(ROUND_TRIPS)
 )
 def test_from_config_round_trip(overrides):
     kwargs = {**non_default_kwargs(), **overrides}
@@ -144,10 +170,8 @@ def test_from_config_round_trip(overrides):
     assert type(clone) is krp.LSTM
     assert clone.get_config() == config
     clone(x)
-    assert [w.path.split("/")[-1] for w in clone.weights] == [
-        "kernel",
-        "recurrent_kernel",
-        "bias",
+    assert [w.path for w in clone.weights] == [
+        w.path.replace(layer.name, clone.name, 1) for w in layer.weights
     ]
     clone.set_weights(layer.get_weights())
     # Inference (no dropout): identical numbers.
@@ -187,9 +211,8 @@ def test_keras_config_loads_into_ours_and_back():
     for key, value in reference.get_config().items():
         assert ours_config[key] == value, key
 
-    back_config = {
-        k: v for k, v in ours_config.items() if k != "implementation"
-    }
+    keras_keys = set(reference.get_config())
+    back_config = {k: v for k, v in ours_config.items() if k in keras_keys}
     back = keras.layers.LSTM.from_config(back_config)
     back(x)
     back.set_weights(ours.get_weights())
@@ -272,11 +295,30 @@ def _function_activation():
     )
 
 
+def _variants():
+    """Layers with the LSTM variants' extra weights and arguments."""
+    return keras.Sequential(
+        [
+            keras.Input((STEPS, FEATURES)),
+            krp.PeepholeLSTM(UNITS, return_sequences=True, cell_clip=2.0),
+            krp.LSTM(
+                UNITS,
+                layer_norm=True,
+                num_proj=3,
+                proj_clip=1.5,
+                coupled_input_forget=True,
+            ),
+        ],
+        name="variants",
+    )
+
+
 BUILDERS = {
     "sequential": _sequential,
     "functional": _functional,
     "keras2_style": _keras2_style,
     "function_activation": _function_activation,
+    "variants": _variants,
 }
 
 LOAD_CODE = """
@@ -330,6 +372,9 @@ def loaded_in_fresh_process(tmp_path_factory):
         model.save(root / f"{name}.keras")
         lstms = [ly for ly in model.layers if isinstance(ly, krp.LSTM)]
         originals[name] = dict(
+            classes=[
+                f"{type(ly).__module__}.{type(ly).__name__}" for ly in lstms
+            ],
             configs=[json.loads(json.dumps(ly.get_config())) for ly in lstms],
             losses=len(model.losses),
             iterations=(
@@ -348,9 +393,8 @@ def test_keras_file_loads_in_fresh_process(name, loaded_in_fresh_process):
     originals, report = loaded_in_fresh_process
     got, original = report[name], originals[name]
     assert got["max_diff"] == 0.0, got["max_diff"]  # identical predictions
-    assert got["classes"] == ["keras_rnn_plus.lstm.LSTM"] * len(
-        original["configs"]
-    )
+    assert got["classes"] == original["classes"]
+    assert all(c.startswith("keras_rnn_plus.") for c in got["classes"])
     assert got["configs"] == original["configs"]
     assert got["losses"] == original["losses"]
     assert got["optimizer_iterations"] == original["iterations"]
