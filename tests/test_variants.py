@@ -1,0 +1,434 @@
+"""LSTM variants against independent references: a NumPy LSTM written from
+the papers, Keras 2's PeepholeLSTMCell, TF1's LSTMCell, PyTorch's
+nn.LSTM(proj_size=...), and reductions to keras.layers.LSTM."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import reference
+import tensorflow as tf
+from testing import assert_close, random_inputs, run_python
+
+import keras_rnn_plus as krp
+from keras_rnn_plus.porting import from_tf1_lstm_cell, from_torch_lstm
+
+UNITS = 4
+VARIANTS = {
+    "peepholes": dict(use_peepholes=True),
+    "forget_bias": dict(forget_bias=1.0),
+    "cell_clip": dict(cell_clip=0.3),
+    "projection": dict(num_proj=3),
+    "proj_clip": dict(num_proj=3, proj_clip=0.1),
+    "no_forget_gate": dict(use_forget_gate=False),
+    "cifg": dict(coupled_input_forget=True),
+    "layer_norm": dict(layer_norm=True),
+    "tf1_all": dict(use_peepholes=True, cell_clip=0.3, num_proj=3,
+                    proj_clip=0.1, forget_bias=1.0),
+    "cifg_peepholes": dict(coupled_input_forget=True, use_peepholes=True),
+    "layer_norm_peepholes_proj": dict(layer_norm=True, use_peepholes=True,
+                                      num_proj=3),
+}
+REF_NAMES = dict(use_peepholes="peepholes", forget_bias="forget_bias",
+                 cell_clip="cell_clip", proj_clip="proj_clip",
+                 use_forget_gate="forget_gate", coupled_input_forget="cifg",
+                 layer_norm="layer_norm_")
+
+
+def ref_kwargs(variant):
+    return {REF_NAMES[k]: v for k, v in variant.items() if k in REF_NAMES}
+
+
+def weights_by_name(layer):
+    return {w.name: np.asarray(w.numpy()) for w in layer.weights
+            if w.name != "rnn_state"}
+
+
+def built(variant, x, seed=1, **kwargs):
+    """Our layer with every weight random (gammas around 1)."""
+    layer = krp.LSTM(UNITS, **variant, **kwargs)
+    layer(x)
+    rs = np.random.RandomState(seed)
+    layer.set_weights([
+        (1.0 if "gamma" in w.name else 0.0)
+        + 0.5 * rs.standard_normal(w.shape).astype("float32")
+        for w in layer.weights if w.name != "rnn_state"
+    ])
+    return layer
+
+
+# -- the NumPy reference --------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("implementation", [1, 2])
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variant_matches_numpy_reference(name, implementation, seed):
+    variant = VARIANTS[name]
+    x = random_inputs((3, 6, 5), seed)
+    layer = built(variant, x, seed=seed + 10, return_sequences=True,
+                  return_state=True, implementation=implementation)
+    want = reference.lstm(x, weights_by_name(layer), **ref_kwargs(variant))
+    # Layer norm divides by a standard deviation, which magnifies float32
+    # rounding; the float64 check below shows the math is exact.
+    atol = 3e-5 if variant.get("layer_norm") else 1e-5
+    assert_close(layer(x), want, atol=atol)
+    exact = krp.LSTM.from_config({**layer.get_config(), "dtype": "float64"})
+    exact(x)
+    exact.set_weights(layer.get_weights())
+    assert_close(exact(x.astype("float64")), want, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variant_with_mask_go_backwards_and_initial_state(name):
+    variant = VARIANTS[name]
+    x = random_inputs((4, 6, 5))
+    mask = np.ones((4, 6), bool)
+    mask[1, 4:] = False
+    mask[2, :3] = False
+    mask[3] = False
+    h_dim = variant.get("num_proj", UNITS)
+    h0, c0 = random_inputs((4, h_dim), 3), random_inputs((4, UNITS), 4)
+    layer = built(variant, x, return_sequences=True, return_state=True,
+                  go_backwards=True)
+    got = layer(x, mask=mask, initial_state=[h0, c0])
+    want = reference.lstm(x[:, ::-1], weights_by_name(layer),
+                          mask=mask[:, ::-1], h0=h0, c0=c0,
+                          **ref_kwargs(variant))
+    assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variant_stateful_carries_states_across_batches(name):
+    variant = VARIANTS[name]
+    x = random_inputs((2, 8, 5))
+    layer = built(variant, x[:, :4], stateful=True, return_sequences=True)
+    layer.reset_state()
+    first, second = layer(x[:, :4]), layer(x[:, 4:])
+    want, _, _ = reference.lstm(x, weights_by_name(layer),
+                                **ref_kwargs(variant))
+    assert_close(np.concatenate([first, second], 1), want)
+    layer.reset_state()
+    assert_close(layer(x[:, :4]), want[:, :4])
+
+
+@pytest.mark.parametrize("name", ["tf1_all", "cifg", "layer_norm",
+                                  "no_forget_gate"])
+def test_variant_inside_bidirectional(name):
+    variant = VARIANTS[name]
+    x = random_inputs((3, 5, 4))
+    bi = keras.layers.Bidirectional(
+        krp.LSTM(UNITS, return_sequences=True, **variant))
+    bi(x)
+    rs = np.random.RandomState(0)
+    bi.set_weights([(1.0 if "gamma" in w.path else 0.0)
+                    + 0.5 * rs.standard_normal(w.shape) for w in bi.weights])
+    fwd, _, _ = reference.lstm(x, weights_by_name(bi.forward_layer),
+                               **ref_kwargs(variant))
+    bwd, _, _ = reference.lstm(x[:, ::-1], weights_by_name(bi.backward_layer),
+                               **ref_kwargs(variant))
+    assert_close(bi(x), np.concatenate([fwd, bwd[:, ::-1]], -1))
+
+
+# -- external references ----------------------------------------------------------
+def _keras2():
+    pytest.importorskip("tensorflow.python.keras.layers.recurrent")
+    from tensorflow.python.keras.layers import recurrent
+
+    return recurrent
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("kwargs", [
+    {}, dict(recurrent_activation="sigmoid", implementation=2),
+    dict(use_bias=False, unit_forget_bias=False),
+])
+def test_peephole_cell_equals_keras2_peephole_cell(kwargs):
+    recurrent = _keras2()
+    x = random_inputs((3, 6, 5))
+    theirs = recurrent.RNN(recurrent.PeepholeLSTMCell(UNITS, **kwargs),
+                           return_sequences=True, return_state=True)
+    theirs(x)
+    rs = np.random.RandomState(0)
+    weights = [0.5 * rs.standard_normal(w.shape).astype("float32")
+               for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours_kwargs = {**kwargs}
+    if "recurrent_activation" not in kwargs:  # Keras 2's default
+        assert krp.PeepholeLSTMCell(2).recurrent_activation is \
+            krp.activations.keras2_hard_sigmoid
+    for ours in (
+        keras.layers.RNN(krp.PeepholeLSTMCell(UNITS, **ours_kwargs),
+                         return_sequences=True, return_state=True),
+        krp.PeepholeLSTM(UNITS, return_sequences=True, return_state=True,
+                         **ours_kwargs),
+    ):
+        ours(x)
+        ours.set_weights(weights)
+        assert [w.name for w in ours.weights] == [
+            w.name.split("/")[-1].split(":")[0] for w in theirs.weights]
+        assert_close(ours(x), theirs(x))
+
+
+TF1_CONFIGS = [
+    dict(use_peepholes=True),
+    dict(cell_clip=0.3, forget_bias=1.0),
+    dict(num_proj=3),
+    dict(num_proj=3, proj_clip=0.1, use_peepholes=True, cell_clip=0.5),
+    dict(use_peepholes=True, forget_bias=0.5, num_proj=2, proj_clip=0.3),
+]
+
+
+@pytest.mark.parametrize("config", TF1_CONFIGS)
+def test_matches_tf1_lstm_cell(config):
+    legacy = pytest.importorskip("tf_keras.src.layers.rnn.legacy_cells")
+    config = {"forget_bias": 0.0, **config}
+    x = random_inputs((3, 6, 5))
+    cell = legacy.LSTMCell(UNITS, **config)
+    h_dim = config.get("num_proj") or UNITS
+    state = (tf.zeros((3, UNITS)), tf.zeros((3, h_dim)))
+    cell(x[:, 0], state)  # build
+    rs = np.random.RandomState(2)
+    for v in cell.weights:
+        v.assign(0.5 * rs.standard_normal(v.shape))
+    outputs = []
+    for t in range(x.shape[1]):
+        out, state = cell(x[:, t], state)
+        outputs.append(out)
+    named = {v.name.split("lstm_cell/")[-1].split(":")[0]: v.numpy()
+             for v in cell.weights}
+    ours = krp.LSTM(UNITS, return_sequences=True, return_state=True,
+                    **config)
+    ours(x)
+    ours.set_weights(from_tf1_lstm_cell(
+        named["kernel"], named["bias"], w_i_diag=named.get("w_i_diag"),
+        w_f_diag=named.get("w_f_diag"), w_o_diag=named.get("w_o_diag"),
+        projection_kernel=named.get("projection/kernel")))
+    seq, h, c = ours(x)
+    assert_close([seq, h, c], [np.stack(outputs, 1), state.h, state.c])
+
+
+@pytest.mark.parametrize("proj_size", [0, 2, 3])
+def test_matches_torch_lstm_with_projection(proj_size):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(proj_size)
+    x = random_inputs((3, 7, 5))
+    theirs = torch.nn.LSTM(5, UNITS, batch_first=True, proj_size=proj_size)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.uniform_(-0.6, 0.6)
+        seq, (h, c) = theirs(torch.from_numpy(x))
+    p = {k: v.detach().numpy() for k, v in theirs.named_parameters()}
+    ours = krp.LSTM(UNITS, num_proj=proj_size or None,
+                    return_sequences=True, return_state=True)
+    ours(x)
+    ours.set_weights(from_torch_lstm(
+        p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
+        p["bias_hh_l0"], p.get("weight_hr_l0")))
+    assert_close(ours(x), [seq.numpy(), h[0].numpy(), c[0].numpy()])
+
+
+# -- reductions to keras.layers.LSTM ------------------------------------------------
+def _keras_lstm(x, weights):
+    ref = keras.layers.LSTM(UNITS, return_sequences=True, return_state=True)
+    ref(x)
+    ref.set_weights(weights)
+    return ref(x)
+
+
+def _plain_weights(x, seed=5, in_dim=5, h_dim=UNITS):
+    rs = np.random.RandomState(seed)
+    return [0.5 * rs.standard_normal(s).astype("float32")
+            for s in [(in_dim, 4 * UNITS), (h_dim, 4 * UNITS), (4 * UNITS,)]]
+
+
+def _ours(x, weights, **variant):
+    layer = krp.LSTM(UNITS, return_sequences=True, return_state=True,
+                     **variant)
+    layer(x)
+    layer.set_weights(weights)
+    return layer(x)
+
+
+def test_reduction_peepholes_zero_equals_plain():
+    x = random_inputs((3, 6, 5))
+    w = _plain_weights(x)
+    zeros = [np.zeros(UNITS, "float32")] * 3
+    assert_close(_ours(x, w + zeros, use_peepholes=True), _keras_lstm(x, w))
+
+
+def test_reduction_forget_bias_moves_into_bias():
+    x = random_inputs((3, 6, 5))
+    w = _plain_weights(x)
+    shifted = [a.copy() for a in w]
+    shifted[2][UNITS:2 * UNITS] += 1.5
+    assert_close(_ours(x, w, forget_bias=1.5), _keras_lstm(x, shifted))
+
+
+def test_reduction_wide_clips_and_identity_projection_equal_plain():
+    x = random_inputs((3, 6, 5))
+    w = _plain_weights(x)
+    eye = np.eye(UNITS, dtype="float32")
+    assert_close(
+        _ours(x, w + [eye], cell_clip=1e6, num_proj=UNITS, proj_clip=1e6),
+        _keras_lstm(x, w))
+
+
+def test_reduction_no_forget_gate_is_plain_with_forget_gate_stuck_open():
+    x = random_inputs((3, 6, 5))
+    k, r, b = _plain_weights(x)
+    keep = np.r_[0:UNITS, 2 * UNITS:4 * UNITS]  # i, c, o
+    ours = _ours(x, [k[:, keep], r[:, keep], b[keep]], use_forget_gate=False)
+    k[:, UNITS:2 * UNITS] = 0.0
+    r[:, UNITS:2 * UNITS] = 0.0
+    b[UNITS:2 * UNITS] = 100.0  # sigmoid(100) == 1.0 in float32
+    assert_close(ours, _keras_lstm(x, [k, r, b]))
+
+
+def test_defaults_are_the_plain_lstm():
+    cell = krp.LSTMCell(3)
+    assert cell.is_plain and cell.num_gates == 4
+
+
+# -- gradients ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_gradients_finite_and_match_finite_differences(name):
+    variant = VARIANTS[name]
+    x = random_inputs((2, 4, 3)).astype("float64")
+    layer = krp.LSTM(3, dtype="float64", **variant)
+    layer(x)
+    rs = np.random.RandomState(0)
+    layer.set_weights([(1.0 if "gamma" in w.name else 0.0)
+                       + 0.3 * rs.standard_normal(w.shape)
+                       for w in layer.weights])
+
+    def loss():
+        return tf.reduce_sum(tf.sin(layer(x)))
+
+    with tf.GradientTape() as tape:
+        value = loss()
+    grads = tape.gradient(value, layer.trainable_weights)
+    eps = 1e-6
+    for var, grad in zip(layer.trainable_weights, grads):
+        grad = np.asarray(grad)
+        assert np.isfinite(grad).all(), var.name
+        flat = var.numpy().ravel()
+        for idx in rs.choice(flat.size, size=min(3, flat.size),
+                             replace=False):
+            old = flat[idx]
+            values = []
+            for delta in (eps, -eps):
+                flat[idx] = old + delta
+                var.assign(flat.reshape(var.shape))
+                values.append(float(loss()))
+            flat[idx] = old
+            var.assign(flat.reshape(var.shape))
+            numeric = (values[0] - values[1]) / (2 * eps)
+            np.testing.assert_allclose(grad.ravel()[idx], numeric,
+                                       rtol=1e-4, atol=1e-6,
+                                       err_msg=f"{name} {var.name}[{idx}]")
+
+
+# -- shapes, config, errors --------------------------------------------------------
+def test_weight_shapes_and_order():
+    x = random_inputs((2, 3, 5))
+    layer = krp.LSTM(UNITS, use_peepholes=True, num_proj=2, layer_norm=True)
+    layer(x)
+    assert [(w.name, tuple(w.shape)) for w in layer.weights] == [
+        ("kernel", (5, 16)), ("recurrent_kernel", (2, 16)), ("bias", (16,)),
+        ("input_gate_peephole_weights", (4,)),
+        ("forget_gate_peephole_weights", (4,)),
+        ("output_gate_peephole_weights", (4,)),
+        ("projection_kernel", (4, 2)),
+        ("kernel_norm_gamma", (16,)), ("kernel_norm_beta", (16,)),
+        ("recurrent_norm_gamma", (16,)), ("recurrent_norm_beta", (16,)),
+        ("cell_norm_gamma", (4,)), ("cell_norm_beta", (4,)),
+    ]
+    cifg = krp.LSTM(UNITS, coupled_input_forget=True, use_peepholes=True)
+    cifg(x)
+    assert [(w.name, tuple(w.shape)) for w in cifg.weights] == [
+        ("kernel", (5, 12)), ("recurrent_kernel", (4, 12)), ("bias", (12,)),
+        ("input_gate_peephole_weights", (4,)),
+        ("output_gate_peephole_weights", (4,)),
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_config_round_trip(name):
+    layer = krp.LSTM(UNITS, **VARIANTS[name])
+    config = json.loads(json.dumps(layer.get_config()))
+    for key, value in VARIANTS[name].items():
+        assert config[key] == value
+    again = krp.LSTM.from_config(config)
+    assert again.get_config() == layer.get_config()
+    cell = krp.LSTMCell.from_config(krp.LSTMCell(3, **VARIANTS[name])
+                                    .get_config())
+    assert cell.get_config()["use_peepholes"] == VARIANTS[name].get(
+        "use_peepholes", False)
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(coupled_input_forget=True, use_forget_gate=False), ValueError,
+     "coupled_input_forget"),
+    (dict(forget_bias=1.0, coupled_input_forget=True), ValueError,
+     "forget_bias"),
+    (dict(forget_bias=1.0, use_forget_gate=False), ValueError, "forget_bias"),
+    (dict(proj_clip=1.0), ValueError, "proj_clip"),
+    (dict(num_proj=0), ValueError, "num_proj"),
+    (dict(num_proj=2.5), TypeError, "num_proj"),
+    (dict(cell_clip=-1.0), ValueError, "cell_clip"),
+    (dict(cell_clip="big"), TypeError, "cell_clip"),
+    (dict(forget_bias="one"), TypeError, "forget_bias"),
+    (dict(use_peepholes="yes"), TypeError, "use_peepholes"),
+])
+def test_bad_variant_combinations(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        krp.LSTM(UNITS, **kwargs)
+    with pytest.raises(error, match=words):
+        krp.LSTMCell(UNITS, **kwargs)
+
+
+def test_variants_positional_arguments_are_rejected():
+    with pytest.raises(TypeError):
+        krp.LSTM(UNITS, "tanh", "sigmoid", True, "glorot_uniform",
+                 "orthogonal", "zeros", True, None, None, None, None, None,
+                 None, None, 0.0, 0.0, 2, False, False, False, False, False,
+                 None, "auto", True)
+
+
+# -- saving and export, all variants in one model -------------------------------
+def test_variants_save_reload_and_export_in_fresh_processes(tmp_path):
+    inp = keras.Input((6, 5))
+    masked = keras.layers.Masking(0.0)(inp)
+    outs = [krp.LSTM(UNITS, name=name, **v)(masked)
+            for name, v in sorted(VARIANTS.items())]
+    outs.append(keras.layers.Bidirectional(
+        krp.PeepholeLSTM(UNITS), name="bi")(masked))
+    model = keras.Model(inp, keras.layers.Concatenate()(outs))
+    rs = np.random.RandomState(0)
+    model.set_weights([(1.0 if "gamma" in w.path else 0.0)
+                       + 0.3 * rs.standard_normal(w.shape)
+                       for w in model.weights])
+    x = random_inputs((3, 6, 5))
+    x[1, 4:] = 0.0  # masked tail
+    want = model.predict(x, verbose=0)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", want)
+    model.save(tmp_path / "m.keras")
+    model.export(str(tmp_path / "saved"), verbose=False)
+    run_python(f"""
+        import numpy as np, keras, keras_rnn_plus
+        m = keras.models.load_model({str(tmp_path / 'm.keras')!r})
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        got = m.predict(x, verbose=0)
+        np.testing.assert_allclose(
+            got, np.load({str(tmp_path / 'want.npy')!r}), atol=1e-6)
+    """)
+    run_python(f"""
+        import sys, numpy as np, tensorflow as tf
+        served = tf.saved_model.load({str(tmp_path / 'saved')!r})
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        np.testing.assert_allclose(
+            served.serve(x).numpy(), np.load({str(tmp_path / 'want.npy')!r}),
+            atol=1e-5)
+        assert "keras_rnn_plus" not in sys.modules
+    """)
