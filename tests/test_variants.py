@@ -58,7 +58,7 @@ def built(variant, x, seed=1, **kwargs):
     return layer
 
 
-# -- the NumPy reference --------------------------------------------------------
+# -- the NumPy reference ------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("implementation", [1, 2])
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -129,7 +129,7 @@ def test_variant_inside_bidirectional(name):
     assert_close(bi(x), np.concatenate([fwd, bwd[:, ::-1]], -1))
 
 
-# -- external references ----------------------------------------------------------
+# -- external references ------------------------------------------------------
 def _keras2():
     pytest.importorskip("tensorflow.python.keras.layers.recurrent")
     from tensorflow.python.keras.layers import recurrent
@@ -227,7 +227,7 @@ def test_matches_torch_lstm_with_projection(proj_size):
     assert_close(ours(x), [seq.numpy(), h[0].numpy(), c[0].numpy()])
 
 
-# -- reductions to keras.layers.LSTM ------------------------------------------------
+# -- reductions to keras.layers.LSTM ------------------------------------------
 def _keras_lstm(x, weights):
     ref = keras.layers.LSTM(UNITS, return_sequences=True, return_state=True)
     ref(x)
@@ -289,7 +289,7 @@ def test_defaults_are_the_plain_lstm():
     assert cell.is_plain and cell.num_gates == 4
 
 
-# -- gradients ---------------------------------------------------------------------
+# -- gradients ----------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_gradients_finite_and_match_finite_differences(name):
     variant = VARIANTS[name]
@@ -328,7 +328,7 @@ def test_gradients_finite_and_match_finite_differences(name):
                                        err_msg=f"{name} {var.name}[{idx}]")
 
 
-# -- shapes, config, errors --------------------------------------------------------
+# -- shapes, config, errors ---------------------------------------------------
 def test_weight_shapes_and_order():
     x = random_inputs((2, 3, 5))
     layer = krp.LSTM(UNITS, use_peepholes=True, num_proj=2, layer_norm=True)
@@ -395,7 +395,7 @@ def test_variants_positional_arguments_are_rejected():
                  None, "auto", True)
 
 
-# -- saving and export, all variants in one model -------------------------------
+# -- saving and export, all variants in one model -----------------------------
 def test_variants_save_reload_and_export_in_fresh_processes(tmp_path):
     inp = keras.Input((6, 5))
     masked = keras.layers.Masking(0.0)(inp)
