@@ -1,0 +1,204 @@
+"""Time keras_rnn_plus against the built-in Keras layers, in one process.
+
+    python benchmarks/run.py            # the three shapes of the README
+    python benchmarks/run.py --quick    # small shapes, few repeats
+
+For each shape (batch, steps, features, units) it builds the layers with
+copied weights, checks that they give the same outputs, then times,
+interleaved, compiled forward inference (`predict_on_batch`) and a
+training step (`train_on_batch`, Adam, MSE). It prints medians in ms and
+ratios against the reference measured in the same run: `krp.LSTM` and
+`krp.GRU` against `keras.layers.LSTM` / `GRU` (and `torch.nn.LSTM` where
+PyTorch is installed), and every LSTM variant against plain `krp.LSTM`.
+With `--memory` it also reports the peak resident memory of a process that
+runs training steps, for ours and Keras's.
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_rnn_plus as krp  # noqa: E402
+
+SHAPES = [(32, 50, 16, 32), (64, 100, 64, 128), (128, 200, 128, 512)]
+QUICK_SHAPES = [(16, 20, 8, 16), (32, 40, 16, 32)]
+VARIANTS = {
+    "peepholes": dict(use_peepholes=True),
+    "forget_bias+cell_clip": dict(forget_bias=1.0, cell_clip=3.0),
+    "projection": dict(num_proj=None),  # filled in: units // 2
+    "tf1 (peep+clip+proj)": dict(use_peepholes=True, cell_clip=3.0,
+                                 num_proj=None, proj_clip=3.0),
+    "no forget gate": dict(use_forget_gate=False),
+    "cifg": dict(coupled_input_forget=True),
+    "layer_norm": dict(layer_norm=True),
+}
+
+
+def make_model(layer, shape):
+    batch, steps, features, _ = shape
+    model = keras.Sequential(
+        [keras.Input((steps, features), batch_size=batch), layer]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def time_interleaved(fns, repeats):
+    """Median seconds of each callable, called round-robin."""
+    for fn in fns:  # warm up (trace, compile)
+        fn()
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
+
+
+def torch_timer(shape):
+    try:
+        import torch
+    except ImportError:
+        return None
+    batch, steps, features, units = shape
+    torch.set_num_threads(os.cpu_count() or 1)
+    lstm = torch.nn.LSTM(features, units, batch_first=True)
+    opt = torch.optim.Adam(lstm.parameters())
+    x = torch.rand(batch, steps, features)
+    y = torch.rand(batch, units)
+
+    def fwd():
+        with torch.no_grad():
+            lstm(x)
+
+    def train():
+        opt.zero_grad()
+        out, _ = lstm(x)
+        loss = torch.nn.functional.mse_loss(out[:, -1], y)
+        loss.backward()
+        opt.step()
+
+    return fwd, train
+
+
+def bench_shape(shape, repeats, variants):
+    batch, steps, features, units = shape
+    rs = np.random.RandomState(0)
+    x = rs.rand(batch, steps, features).astype("float32")
+    y = rs.rand(batch, units).astype("float32")
+    rows = []
+    for name, ref_cls, our_cls in (
+        ("LSTM", keras.layers.LSTM, krp.LSTM),
+        ("GRU", keras.layers.GRU, getattr(krp, "GRU", None)),
+    ):
+        if our_cls is None:
+            continue
+        ref, ours = make_model(ref_cls(units), shape), make_model(
+            our_cls(units), shape)
+        ours.set_weights(ref.get_weights())
+        diff = np.abs(ref.predict_on_batch(x) - ours.predict_on_batch(x))
+        assert diff.max() < 1e-4, f"{name}: outputs differ by {diff.max()}"
+        fwd = time_interleaved(
+            [lambda: ref.predict_on_batch(x),
+             lambda: ours.predict_on_batch(x)], repeats)
+        train = time_interleaved(
+            [lambda: ref.train_on_batch(x, y),
+             lambda: ours.train_on_batch(x, y)], repeats)
+        rows.append((f"krp.{name} / keras.layers.{name}", fwd, train))
+        if name == "LSTM":
+            timers = torch_timer(shape)
+            if timers:
+                t_fwd = time_interleaved(
+                    [lambda: ours.predict_on_batch(x), timers[0]], repeats)
+                t_train = time_interleaved(
+                    [lambda: ours.train_on_batch(x, y), timers[1]], repeats)
+                rows.append(("krp.LSTM / torch.nn.LSTM", t_fwd, t_train))
+    if variants:
+        plain = make_model(krp.LSTM(units), shape)
+        for vname, kwargs in VARIANTS.items():
+            kwargs = {k: (units // 2 if k == "num_proj" else v)
+                      for k, v in kwargs.items()}
+            model = make_model(krp.LSTM(units, **kwargs), shape)
+            y_v = y[:, : kwargs.get("num_proj") or units]
+            fwd = time_interleaved(
+                [lambda: plain.predict_on_batch(x),
+                 lambda: model.predict_on_batch(x)], repeats)
+            train = time_interleaved(
+                [lambda: plain.train_on_batch(x, y),
+                 lambda: model.train_on_batch(x, y_v)], repeats)
+            rows.append((f"{vname} / plain krp.LSTM", fwd, train))
+    return rows
+
+
+def peak_memory(kind, shape):
+    """Peak RSS (MiB) of a fresh process doing training steps."""
+    code = f"""
+import os, resource
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, keras, keras_rnn_plus as krp
+b, t, f, u = {shape}
+layer = {"keras.layers.LSTM(u)" if kind == "keras" else "krp.LSTM(u)"}
+m = keras.Sequential([keras.Input((t, f), batch_size=b), layer])
+m.compile(optimizer="adam", loss="mse")
+x = np.random.rand(b, t, f).astype("float32")
+y = np.random.rand(b, u).astype("float32")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(5):
+    m.train_on_batch(x, y)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small shapes and few repeats (seconds)")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--no-variants", action="store_true")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure peak training memory")
+    parser.add_argument("--shapes", default=None,
+                        help="e.g. 32x50x16x32,64x100x64x128")
+    args = parser.parse_args(argv)
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    if args.shapes:
+        shapes = [tuple(int(v) for v in s.split("x"))
+                  for s in args.shapes.split(",")]
+    repeats = args.repeats or (5 if args.quick else 20)
+    print(f"machine: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores; keras {keras.__version__}, "
+          f"backend {keras.backend.backend()}")
+    print(f"{'shape (B,T,F,U)':<20} {'comparison':<36} "
+          f"{'fwd ms':>15} {'ratio':>6} {'train ms':>17} {'ratio':>6}")
+    for shape in shapes:
+        for label, fwd, train in bench_shape(shape, repeats,
+                                             not args.no_variants):
+            print(f"{str(shape):<20} {label:<36} "
+                  f"{fwd[1]*1e3:7.2f}/{fwd[0]*1e3:7.2f} "
+                  f"{fwd[1]/fwd[0]:6.2f} "
+                  f"{train[1]*1e3:8.2f}/{train[0]*1e3:8.2f} "
+                  f"{train[1]/train[0]:6.2f}", flush=True)
+        if args.memory:
+            ours, ref = peak_memory("ours", shape), peak_memory("keras", shape)
+            print(f"{str(shape):<20} peak training memory (MiB): ours "
+                  f"{ours:.1f}, keras {ref:.1f}, ratio "
+                  f"{ours / max(ref, 1e-9):.2f}", flush=True)
+    print("(ms columns: ours/reference; ratio < 1 means ours is faster)")
+
+
+if __name__ == "__main__":
+    main()
