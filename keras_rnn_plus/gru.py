@@ -4,8 +4,8 @@ Gate order z (update), r (reset), h (candidate) as in Keras (`W` =
 `kernel`, `U` = `recurrent_kernel`, `b` = input bias, `b'` = recurrent
 bias, `σ` = `recurrent_activation`, `act` = `activation`).
 
-`reset_after=False`, the original GRU of Cho et al. 2014 (arXiv:1406.1078
-v1): the reset gate scales the state before the recurrent product.
+`reset_after=False`, the GRU of Cho et al. 2014 (arXiv:1406.1078): the
+reset gate scales the state before the recurrent product.
 
     z(t) = σ(x(t) W_z + h(t-1) U_z + b_z)
     r(t) = σ(x(t) W_r + h(t-1) U_r + b_r)
@@ -116,20 +116,22 @@ class GRUCell(GatedCell):
     z, r, h) and numbers, plus `implementation`. Use it inside
     `keras.layers.RNN`, or use `krp.GRU`, which is faster.
 
-    Equations (`σ` = `recurrent_activation`, `act` = `activation`,
-    `[a | b]` = the z, r slices, `_h` = the candidate's slice).
-    With `reset_after=False` (Cho et al. 2014):
+    Equations (`σ` = `recurrent_activation`, `act` = `activation`; `W`,
+    `U`, `b` = `kernel`, `recurrent_kernel`, `bias`, and `_z`, `_r`, `_h`
+    their slices, in that order). With `reset_after=False` (Cho et al.
+    2014), the reset gate applies before the recurrent product:
 
-        [z, r] = σ(x(t) kernel + h(t-1) recurrent_kernel + bias)
-        g = act(x(t) kernel_h + (r * h(t-1)) recurrent_kernel_h + bias_h)
+        z = σ(x W_z + h(t-1) U_z + b_z)
+        r = σ(x W_r + h(t-1) U_r + b_r)
+        g = act(x W_h + (r * h(t-1)) U_h + b_h)
         h(t) = z * h(t-1) + (1 - z) * g
 
-    With `reset_after=True` (cuDNN-compatible; `bias[0]` is the input
-    bias, `bias[1]` the recurrent bias):
+    With `reset_after=True` (cuDNN-compatible), it applies after the
+    product, which has its own bias (`b` = `bias[0]`, `b'` = `bias[1]`):
 
-        [z, r] = σ(x(t) kernel + bias[0] + h(t-1) recurrent_kernel + bias[1])
-        g = act(x(t) kernel_h + bias[0]_h
-                + r * (h(t-1) recurrent_kernel_h + bias[1]_h))
+        z = σ(x W_z + b_z + h(t-1) U_z + b'_z)
+        r = σ(x W_r + b_r + h(t-1) U_r + b'_r)
+        g = act(x W_h + b_h + r * (h(t-1) U_h + b'_h))
         h(t) = z * h(t-1) + (1 - z) * g
 
     Args:"""

@@ -157,17 +157,27 @@ def test_weights_h5_files_both_ways(tmp_path):
 
 
 # -- the parity grid -----------------------------------------------------------
+FLAGS = ["use_bias", "reset_after", "implementation", "return_sequences",
+         "return_state", "go_backwards", "unroll"]
+
+
+def _covering_rows():
+    """16 settings of the 7 two-level flags in which every pair of flags
+    takes all four value pairs (an orthogonal array and its mirror)."""
+    for flip in (0, 1):
+        for i in range(8):
+            yield [(bin(i & (j + 1)).count("1") + flip) % 2
+                   for j in range(len(FLAGS))]
+
+
 GRID = [
     dict(activation=a, recurrent_activation=r, reset_after=(i + j) % 2 == 0)
     for (i, a), (j, r) in itertools.product(enumerate(ACTIVATIONS),
                                             enumerate(ACTIVATIONS))
 ] + [
-    dict(use_bias=b, reset_after=ra, implementation=i, return_sequences=s,
-         return_state=st, go_backwards=g, unroll=u)
-    for b, ra, i, s, st, g, u in itertools.product(
-        [True, False], [True, False], [1, 2], [True, False], [True, False],
-        [True, False], [True, False])
-    if (b + ra + i + s + st + g + u) % 3 == 0  # a spread third of the cube
+    {flag: (2 - bit if flag == "implementation" else bool(bit))
+     for flag, bit in zip(FLAGS, row)}
+    for row in _covering_rows()
 ]
 
 
