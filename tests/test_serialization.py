@@ -29,6 +29,8 @@ BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
 # forwarded through **kwargs (base layer and keras.layers.RNN arguments).
 BASE_KEYS = {"name", "trainable", "dtype", "zero_output_for_mask"}
 
+RELOAD_ATOL = 1e-6  # saved and reloaded predictions (float32, values ~1)
+
 
 def _params(cls):
     return {
@@ -392,7 +394,9 @@ def loaded_in_fresh_process(tmp_path_factory):
 def test_keras_file_loads_in_fresh_process(name, loaded_in_fresh_process):
     originals, report = loaded_in_fresh_process
     got, original = report[name], originals[name]
-    assert got["max_diff"] == 0.0, got["max_diff"]  # identical predictions
+    # Identical up to float32 rounding: a fresh process may order a few
+    # floating-point sums differently (differences of ~1e-8 seen).
+    assert got["max_diff"] <= RELOAD_ATOL, got["max_diff"]
     assert got["classes"] == original["classes"]
     assert all(c.startswith("keras_rnn_plus.") for c in got["classes"])
     assert got["configs"] == original["configs"]
