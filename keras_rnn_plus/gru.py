@@ -232,30 +232,22 @@ class GRUCell(GatedCell):
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
         x_z, x_r, x_h = ops.split(z, 3, axis=-1)
-        kernel_z, kernel_r, kernel_h = ops.split(
-            self.recurrent_kernel, 3, axis=-1
-        )
         if self.per_gate:  # one product per gate, each with its own mask
-            h_z, h_r, h_h = self._recurrent_dropped(h_tm1, training)
-            rec_z = ops.matmul(h_z, kernel_z)
-            rec_r = ops.matmul(h_r, kernel_r)
-            rec_h = ops.matmul(h_h, kernel_h) if self.reset_after else None
+            rec_z, rec_r, rec_h, h_h, kernel_h = self._per_gate_products(
+                h_tm1, training
+            )
         elif self.reset_after:  # one product for the three gates
-            h_h = h_tm1
-            rec_z, rec_r, rec_h = ops.split(
-                ops.matmul(h_tm1, self.recurrent_kernel), 3, axis=-1
-            )
+            rec = ops.matmul(h_tm1, self.recurrent_kernel)
+            bias = self._recurrent_bias()
+            if bias is not None:
+                rec = rec + bias
+            rec_z, rec_r, rec_h = ops.split(rec, 3, axis=-1)
         else:  # one product for z and r; the candidate's needs r first
-            h_h, rec_h = h_tm1, None
-            rec_z, rec_r = ops.split(
-                ops.matmul(h_tm1, self.recurrent_kernel[:, : 2 * self.units]),
-                2,
-                axis=-1,
+            h_h = h_tm1
+            kernel_zr, kernel_h = ops.split(
+                self.recurrent_kernel, [2 * self.units], axis=-1
             )
-        bias = self._recurrent_bias()
-        if bias is not None:
-            b_z, b_r, b_h = ops.split(bias, 3, axis=-1)
-            rec_z, rec_r, rec_h = rec_z + b_z, rec_r + b_r, rec_h + b_h
+            rec_z, rec_r = ops.split(ops.matmul(h_tm1, kernel_zr), 2, axis=-1)
         update = self.recurrent_activation(x_z + rec_z)
         reset = self.recurrent_activation(x_r + rec_r)
         if self.reset_after:  # reset applied after the product
@@ -264,6 +256,24 @@ class GRUCell(GatedCell):
             rec_h = ops.matmul(reset * h_h, kernel_h)
         h = gru_update(update, h_tm1, self.activation(x_h + rec_h))
         return h, ([h] if nested else h)
+
+    def _per_gate_products(self, h_tm1, training):
+        """The z, r and (with `reset_after`) candidate recurrent products,
+        recurrent bias included; and for the candidate's product before the
+        reset (`reset_after=False`), its input `h(t-1)` (after its dropout
+        mask) and its kernel slice."""
+        h_z, h_r, h_h = self._recurrent_dropped(h_tm1, training)
+        kernel_z, kernel_r, kernel_h = ops.split(
+            self.recurrent_kernel, 3, axis=-1
+        )
+        rec_z = ops.matmul(h_z, kernel_z)
+        rec_r = ops.matmul(h_r, kernel_r)
+        rec_h = ops.matmul(h_h, kernel_h) if self.reset_after else None
+        bias = self._recurrent_bias()
+        if bias is not None:
+            b_z, b_r, b_h = ops.split(bias, 3, axis=-1)
+            rec_z, rec_r, rec_h = rec_z + b_z, rec_r + b_r, rec_h + b_h
+        return rec_z, rec_r, rec_h, h_h, kernel_h
 
     def _recurrent_dropped(self, h_tm1, training):
         """`h(t-1)` as the z, r and candidate products see it: times that
