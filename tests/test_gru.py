@@ -615,7 +615,8 @@ def test_keras_files_reload_in_fresh_process(saved_models):
     report = _report(KERAS_LOAD, root)
     for name, model in models.items():
         got = report[name]
-        np.testing.assert_array_equal(np.float32(got["y"]), expected[name])
+        # a fresh process may round differently (oneDNN): ~1e-8
+        assert_close(np.float32(got["y"]), expected[name], atol=1e-6)
         grus = [ly for ly in model.layers if isinstance(ly, krp.GRU)]
         assert got["classes"] == ["keras_rnn_plus.gru.GRU"] * len(grus)
         configs = [json.loads(json.dumps(g.get_config())) for g in grus]
