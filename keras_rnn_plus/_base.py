@@ -14,6 +14,8 @@ inside `keras.layers.RNN`. `RecurrentLayer.inner_loop` uses the halves
 directly; both routes compute the same function.
 """
 
+import warnings
+
 import keras
 from keras import ops
 from keras.src import backend as _backend
@@ -259,6 +261,16 @@ class RecurrentLayer(keras.layers.RNN):
                     "stateful", "unroll", "zero_output_for_mask"):
             if key in kwargs:
                 _args.boolean(key, kwargs[key])
+        # Keras 2 configs: `time_major` (always False there) and
+        # `batch_input_shape`, which Keras 3 spells `input_shape`.
+        if _args.boolean("time_major", kwargs.pop("time_major", False)):
+            raise ValueError(
+                "time_major=True is not supported: pass inputs as "
+                "(batch, timesteps, features)"
+            )
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        if batch_input_shape is not None:
+            kwargs.setdefault("input_shape", tuple(batch_input_shape)[1:])
         super().__init__(cell, **kwargs)
         self.use_cudnn = _args.use_cudnn(use_cudnn)
         self.input_spec = keras.layers.InputSpec(ndim=3)
@@ -374,6 +386,19 @@ class RecurrentLayer(keras.layers.RNN):
 
     @classmethod
     def from_config(cls, config):
+        """Also reads Keras 2 (`tf_keras`) layer configs, which carry
+        `time_major`: their `"hard_sigmoid"` is Keras 2's, so it is read as
+        `"keras2_hard_sigmoid"` (with a warning) to keep the numbers."""
+        config = dict(config)
+        if "time_major" in config:
+            for key in ("activation", "recurrent_activation"):
+                if config.get(key) == "hard_sigmoid":
+                    warnings.warn(
+                        f"Keras 2 config: {key}='hard_sigmoid' read as "
+                        "'keras2_hard_sigmoid' (Keras 2's formula)",
+                        stacklevel=2,
+                    )
+                    config[key] = "keras2_hard_sigmoid"
         return cls(**config)
 
 

@@ -235,3 +235,32 @@ def test_port_whole_model_with_keras2_weights_file(tmp_path):
     assert np.max(np.abs(before - expected)) > 1e-3
     ported.load_weights(path)
     assert_close(ported.predict(x, verbose=0), expected, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_whole_keras2_h5_model_loads_with_custom_objects(tmp_path):
+    """A Keras 2 `.h5` model file (config with `time_major` and
+    `batch_input_shape`, `"hard_sigmoid"` meaning Keras 2's) loads with
+    `custom_objects={"LSTM": krp.LSTM}` and gives Keras 2's numbers."""
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=11)
+    legacy = _legacy_model()
+    _randomize_legacy(legacy)
+    path = str(tmp_path / "keras2_model.h5")
+    legacy.save(path)
+    expected = legacy.predict(x, verbose=0)
+    with pytest.warns(UserWarning, match="keras2_hard_sigmoid"):
+        ported = keras.models.load_model(
+            path, custom_objects={"LSTM": krp.LSTM}, compile=False
+        )
+    lstms = [layer for layer in ported.layers if isinstance(layer, krp.LSTM)]
+    assert len(lstms) == 2
+    assert all(
+        layer.recurrent_activation is keras2_hard_sigmoid for layer in lstms
+    )
+    assert_close(ported.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_keras2_layer_config_time_major_true_is_rejected():
+    config = tf_keras.layers.LSTM(UNITS).get_config()
+    with pytest.raises(ValueError, match="time_major"):
+        krp.LSTM.from_config({**config, "time_major": True})
