@@ -28,6 +28,17 @@ SERIALIZABLE = keras.saving.register_keras_serializable(
 )
 
 
+def _matmul(x, kernel):
+    """`x @ kernel` for `x` of rank 2 or 3, as one 2D product (a batched
+    product would broadcast the kernel, and its gradient would sum a copy
+    of the kernel's gradient per timestep)."""
+    if len(x.shape) == 2:
+        return ops.matmul(x, kernel)
+    shape = ops.shape(x)
+    flat = ops.matmul(ops.reshape(x, (-1, shape[-1])), kernel)
+    return ops.reshape(flat, (shape[0], shape[1], kernel.shape[-1]))
+
+
 class GatedCell(keras.layers.Layer, DropoutRNNCell):
     """Base of the LSTM and GRU cells: weights, dropout masks, config.
 
@@ -154,7 +165,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     # -- the two halves of a step ------------------------------------------
     def project_inputs(self, inputs, training=False):
-        """`inputs @ kernel + input bias`, for one step or a whole sequence.
+        """`inputs @ kernel + input bias`, for one step `(batch, features)`
+        or a whole time-major sequence `(timesteps, batch, features)`.
 
         With input dropout in training, each gate's product sees the
         inputs times that gate's mask (one mask shared by all gates in the
@@ -162,23 +174,20 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """
         masks = None
         if training and self.dropout > 0:
-            masks = self.get_dropout_mask(inputs[:, 0] if len(
-                inputs.shape) == 3 else inputs)
-            if len(inputs.shape) == 3:
-                expand = lambda m: ops.expand_dims(m, 1)  # noqa: E731
+            sequence = len(inputs.shape) == 3
+            masks = self.get_dropout_mask(inputs[0] if sequence else inputs)
+            if sequence:  # the same (batch, features) mask at every step
                 masks = (
-                    [expand(m) for m in masks]
-                    if self.per_gate
-                    else expand(masks)
+                    [m[None] for m in masks] if self.per_gate else masks[None]
                 )
         if not self.per_gate:
             x = inputs if masks is None else inputs * masks
-            z = ops.matmul(x, self.kernel)
+            z = _matmul(x, self.kernel)
         else:
             kernels = ops.split(self.kernel, self.num_gates, axis=-1)
             z = ops.concatenate(
                 [
-                    ops.matmul(inputs if masks is None else inputs * m, k)
+                    _matmul(inputs if masks is None else inputs * m, k)
                     for k, m in zip(kernels, masks or [None] * len(kernels))
                 ],
                 axis=-1,
@@ -357,22 +366,40 @@ class RecurrentLayer(keras.layers.RNN):
                 "available for this configuration or device; pass "
                 "use_cudnn='auto' to fall back to the default implementation"
             )
-        projected = cell.project_inputs(sequences, training=training)
+        # Time-major from the start: transposing the narrow inputs is cheaper
+        # than transposing the (batch, time, gates * units) products.
+        time_major = ops.transpose(sequences, (1, 0, 2))
+        if mask is not None:
+            mask = ops.transpose(mask, (1, 0))
+        if training:
+            # Gradients will be taken: the whole step inside the loop lets
+            # the backward loop accumulate the kernel's gradient step by
+            # step, which is cheaper than keeping every step's gradient of
+            # the hoisted product.
+            loop_inputs = time_major
 
-        def step(z, states):
-            return cell.recurrent_step(z, states, training=training)
+            def step(x, states):
+                return cell.call(x, states, training=True)
 
-        return _backend.rnn(
+        else:
+            loop_inputs = cell.project_inputs(time_major)
+
+            def step(z, states):
+                return cell.recurrent_step(z, states)
+
+        last, outputs, states = _backend.rnn(
             step,
-            projected,
+            loop_inputs,
             list(initial_state),
             go_backwards=self.go_backwards,
             mask=mask,
             unroll=self.unroll,
             input_length=sequences.shape[1],
+            time_major=True,
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )
+        return last, ops.transpose(outputs, (1, 0, 2)), states
 
     def get_config(self):
         config = super().get_config()
