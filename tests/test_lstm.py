@@ -434,3 +434,16 @@ def test_stateful_needs_fixed_batch_size():
 def test_zero_timesteps_is_a_clear_error():
     with pytest.raises(ValueError, match="0 timesteps"):
         krp.LSTM(3)(np.zeros((2, 0, 4), "float32"))
+
+
+def test_mixed_precision_policy_like_keras():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x = random_inputs((3, 6, 4))
+        ref, ours = make_pair(x, return_sequences=True)
+        got = ours(x)
+        assert got.dtype == "float16"
+        assert_close(np.asarray(got, "float32"),
+                     np.asarray(ref(x), "float32"), atol=2e-3)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
