@@ -283,6 +283,8 @@ class RecurrentLayer(keras.layers.RNN):
         super().__init__(cell, **kwargs)
         self.use_cudnn = _args.use_cudnn(use_cudnn)
         self.input_spec = keras.layers.InputSpec(ndim=3)
+        if self._cudnn_possible():
+            self.supports_jit = False  # cuDNN ops cannot be XLA-compiled
 
     def build(self, sequences_shape, initial_state_shape=None):
         sequences_shape = tuple(sequences_shape)
@@ -342,13 +344,57 @@ class RecurrentLayer(keras.layers.RNN):
             training=training,
         )
 
-    def _fused_backend_loop(self, sequences, initial_state, mask, training):
-        """The backend's fused kernel (cuDNN on a GPU), where it applies.
-
-        Returns None where it does not (always on a CPU); subclasses that
-        have such a kernel override this.
-        """
+    def _cudnn_spec(self):
+        """`(backend function, extra arguments)` of the backend's fused
+        (cuDNN) kernel that computes this layer's function, or `None`."""
         return None
+
+    def _cudnn_possible(self):
+        spec = self._cudnn_spec()
+        cell = self.cell
+        return (
+            spec is not None
+            and self.use_cudnn in ("auto", True)
+            and keras.backend.backend() == "tensorflow"
+            and not cell.recurrent_dropout
+            and _backend.cudnn_ok(
+                cell.activation,
+                cell.recurrent_activation,
+                self.unroll,
+                cell.use_bias,
+                **spec[1],
+            )
+        )
+
+    def _fused_backend_loop(self, sequences, initial_state, mask, training):
+        """The backend's fused kernel (cuDNN on a GPU, as Keras's layers
+        use it), where it applies; `None` elsewhere (always on a CPU)."""
+        if not self._cudnn_possible():
+            return None
+        cell = self.cell
+        if training and cell.dropout:
+            if cell.per_gate:  # the fused kernel has one input per step
+                return None
+            mask0 = cell.get_dropout_mask(sequences[:, 0, :])
+            sequences = sequences * ops.expand_dims(mask0, 1)
+        function, extra = self._cudnn_spec()
+        try:
+            return function(
+                sequences,
+                *initial_state,
+                mask,
+                kernel=cell.kernel,
+                recurrent_kernel=cell.recurrent_kernel,
+                bias=cell.bias,
+                activation=cell.activation,
+                recurrent_activation=cell.recurrent_activation,
+                return_sequences=self.return_sequences,
+                go_backwards=self.go_backwards,
+                unroll=self.unroll,
+                **extra,
+            )
+        except NotImplementedError:
+            return None
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if isinstance(mask, (list, tuple)):

@@ -21,7 +21,6 @@ scales the recurrent product, which has its own bias `b'`.
     h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
 """
 
-import keras
 from keras import ops
 from keras.src import backend as _backend
 
@@ -432,47 +431,6 @@ class GRU(RecurrentLayer):
             activity_regularizer=activity_regularizer,
             **kwargs,
         )
-        if self._cudnn_possible():
-            self.supports_jit = False  # cuDNN ops cannot be XLA-compiled
 
-    def _cudnn_possible(self):
-        cell = self.cell
-        return (
-            self.use_cudnn in ("auto", True)
-            and keras.backend.backend() == "tensorflow"
-            and not cell.recurrent_dropout
-            and _backend.cudnn_ok(
-                cell.activation,
-                cell.recurrent_activation,
-                self.unroll,
-                cell.use_bias,
-                reset_after=cell.reset_after,
-            )
-        )
-
-    def _fused_backend_loop(self, sequences, initial_state, mask, training):
-        if not self._cudnn_possible():
-            return None
-        cell = self.cell
-        if training and cell.dropout:
-            if cell.per_gate:  # the fused kernel has one input per step
-                return None
-            mask0 = cell.get_dropout_mask(sequences[:, 0, :])
-            sequences = sequences * ops.expand_dims(mask0, 1)
-        try:
-            return _backend.gru(
-                sequences,
-                initial_state[0],
-                mask,
-                kernel=cell.kernel,
-                recurrent_kernel=cell.recurrent_kernel,
-                bias=cell.bias,
-                activation=cell.activation,
-                recurrent_activation=cell.recurrent_activation,
-                return_sequences=self.return_sequences,
-                go_backwards=self.go_backwards,
-                unroll=self.unroll,
-                reset_after=cell.reset_after,
-            )
-        except NotImplementedError:
-            return None
+    def _cudnn_spec(self):
+        return _backend.gru, {"reset_after": self.cell.reset_after}

@@ -611,50 +611,11 @@ class LSTM(RecurrentLayer):
             activity_regularizer=activity_regularizer,
             **kwargs,
         )
-        if self._cudnn_possible():
-            self.supports_jit = False  # cuDNN ops cannot be XLA-compiled
 
-    def _cudnn_possible(self):
-        cell = self.cell
-        return (
-            self.use_cudnn in ("auto", True)
-            and keras.backend.backend() == "tensorflow"
-            and cell.is_plain
-            and not cell.recurrent_dropout
-            and _backend.cudnn_ok(
-                cell.activation,
-                cell.recurrent_activation,
-                self.unroll,
-                cell.use_bias,
-            )
-        )
-
-    def _fused_backend_loop(self, sequences, initial_state, mask, training):
-        if not self._cudnn_possible():
+    def _cudnn_spec(self):
+        if not self.cell.is_plain:  # the fused kernel knows no variant
             return None
-        cell = self.cell
-        if training and cell.dropout:
-            mask0 = cell.get_dropout_mask(sequences[:, 0, :])
-            if cell.per_gate:  # the fused kernel has one input per step
-                return None
-            sequences = sequences * ops.expand_dims(mask0, 1)
-        try:
-            return _backend.lstm(
-                sequences,
-                initial_state[0],
-                initial_state[1],
-                mask,
-                kernel=cell.kernel,
-                recurrent_kernel=cell.recurrent_kernel,
-                bias=cell.bias,
-                activation=cell.activation,
-                recurrent_activation=cell.recurrent_activation,
-                return_sequences=self.return_sequences,
-                go_backwards=self.go_backwards,
-                unroll=self.unroll,
-            )
-        except NotImplementedError:
-            return None
+        return _backend.lstm, {}
 
 
 @SERIALIZABLE
