@@ -153,9 +153,9 @@ def lstm_gates(z, c_tm1, activation, recurrent_activation):
 
 def layer_norm(x, gamma, beta, epsilon=LAYER_NORM_EPSILON):
     """Normalise over the last axis, then scale and offset (Ba et al.)."""
-    mean = ops.mean(x, axis=-1, keepdims=True)
-    var = ops.var(x, axis=-1, keepdims=True)
-    return (x - mean) * ops.rsqrt(var + epsilon) * gamma + beta
+    centered = x - ops.mean(x, axis=-1, keepdims=True)
+    var = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+    return centered * (gamma * ops.rsqrt(var + epsilon)) + beta
 
 
 def _positive_or_none(name, value):
