@@ -21,7 +21,7 @@ from keras import ops
 from keras.src import backend as _backend
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
-from keras_rnn_plus import _args
+from keras_rnn_plus import _args, deploy
 
 SERIALIZABLE = keras.saving.register_keras_serializable(
     package="keras_rnn_plus"
@@ -400,13 +400,18 @@ class RecurrentLayer(keras.layers.RNN):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         cell = self.cell
-        if self.use_cudnn in ("auto", True):
+        # An export traces the portable loop, never the cuDNN kernel.
+        target = deploy.target_format()
+        if target is not None:
+            deploy.check_exportable(self, target)
+        use_cudnn = None if target else self.use_cudnn
+        if use_cudnn in ("auto", True):
             out = self._fused_backend_loop(
                 sequences, initial_state, mask, training
             )
             if out is not None:
                 return out
-        if self.use_cudnn is True:
+        if use_cudnn is True:
             raise ValueError(
                 "use_cudnn=True was given, but the cuDNN kernel is not "
                 "available for this configuration or device; pass "
@@ -433,6 +438,19 @@ class RecurrentLayer(keras.layers.RNN):
             def step(z, states):
                 return cell.recurrent_step(z, states)
 
+        if deploy.uses_rnn_loop(self, training):
+            # Inference: a loop that ONNX and LiteRT converters turn into
+            # builtin ops, as fast as the backend's (see `deploy.rnn_loop`).
+            last, outputs, states = deploy.rnn_loop(
+                step,
+                loop_inputs,
+                list(initial_state),
+                mask=mask,
+                go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask,
+                return_all_outputs=self.return_sequences,
+            )
+            return last, ops.transpose(outputs, (1, 0, 2)), states
         last, outputs, states = _backend.rnn(
             step,
             loop_inputs,

@@ -1,0 +1,250 @@
+"""Deploying models with `krp` layers: ONNX (ONNX Runtime) and LiteRT
+(TFLite).
+
+`model.export(path, format="onnx")` and `model.export(path,
+format="litert")` work for models with `krp.LSTM` and `krp.GRU` as they
+are: at inference the layers run `rnn_loop` below, a time loop that
+converters turn into plain ONNX / LiteRT builtin ops (no TensorFlow
+"Select" ops, no unrolling).
+
+`export(model, path, format=...)` does the same with checks: LiteRT with
+builtin ops only, and a clear error instead of an artifact that would
+compute something else (a stateful layer in ONNX).
+"""
+
+import contextlib
+import sys
+import threading
+
+import keras
+import tensorflow as tf
+
+_STATE = threading.local()
+
+
+def exporting_format():
+    """The format that `export` is writing in this thread, else `None`."""
+    return getattr(_STATE, "format", None)
+
+
+@contextlib.contextmanager
+def _exporting(fmt):
+    previous = exporting_format()
+    _STATE.format = fmt
+    try:
+        yield
+    finally:
+        _STATE.format = previous
+
+
+_KERAS_EXPORTERS = None
+
+
+def _keras_exporter_codes():
+    """The code objects of Keras's ONNX and LiteRT exporters (tracing
+    happens inside them), mapped to their format."""
+    global _KERAS_EXPORTERS
+    if _KERAS_EXPORTERS is None:
+        codes = {}
+        try:
+            from keras.src.export import litert, onnx
+
+            codes[onnx.export_onnx.__code__] = "onnx"
+            codes[litert.export_litert.__code__] = "litert"
+            codes[litert.LiteRTExporter.export.__code__] = "litert"
+        except (ImportError, AttributeError):  # pragma: no cover
+            pass
+        _KERAS_EXPORTERS = codes
+    return _KERAS_EXPORTERS
+
+
+def target_format():
+    """The format being exported: `export`'s, else that of a Keras
+    exporter (`model.export(..., format=...)`) on the call stack."""
+    fmt = exporting_format()
+    if fmt is not None:
+        return fmt
+    codes = _keras_exporter_codes()
+    frame = sys._getframe(1)
+    while frame is not None:
+        fmt = codes.get(frame.f_code)
+        if fmt is not None:
+            return fmt
+        frame = frame.f_back
+    return None
+
+
+def rnn_loop(
+    step,
+    inputs,
+    initial_states,
+    mask=None,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    return_all_outputs=True,
+):
+    """The inference time loop of the package's layers (TensorFlow).
+
+    The same contract and numbers as `keras.src.backend.rnn` with
+    `time_major=True` (`inputs` `(timesteps, batch, ...)`, `mask`
+    `(timesteps, batch)`; returns `(last_output, outputs, states)`,
+    `outputs` time-major), for step functions whose output has the shape
+    of their first state (true of every cell of the package).
+
+    It is built for converters: a `tf.while_loop` that reads step `t` with
+    `tf.gather` (no input tensor list), carries the last output (nothing
+    else when only that is needed) and writes the output sequence, with
+    `return_all_outputs`, into a tensor list. tf2onnx turns the loop into an
+    ONNX `Loop` whose scan output is that list, which must then be an empty
+    reserved list (`TensorListReserve`). LiteRT's converter lowers tensor
+    lists to builtin ops (`WHILE`, `GATHER`, `SLICE`, `CONCATENATION`) only
+    when the reserved list has a static element shape, batch included; a
+    list made from a zero tensor has no such need, so that one is traced
+    for LiteRT (`export(..., format="litert")`, or Keras's LiteRT exporter
+    on the call stack). In TensorFlow all of it runs as fast as Keras's
+    loop.
+    """
+    states = tuple(initial_states)
+    if go_backwards:
+        inputs = tf.reverse(inputs, [0])
+        if mask is not None:
+            mask = tf.reverse(mask, [0])
+    if mask is not None and mask.dtype != tf.bool:
+        mask = tf.cast(mask, tf.bool)
+    steps = tf.shape(inputs)[0]
+    zero_output = tf.zeros_like(states[0])
+    outputs_list = None
+    if return_all_outputs:
+        outputs_list = tf.TensorArray(
+            zero_output.dtype, size=steps, element_shape=zero_output.shape
+        )
+        if target_format() == "litert":
+            # LiteRT lowers a list made from a tensor to builtin ops; an
+            # empty reserved list needs a static element shape (batch
+            # included). tf2onnx needs the reserved list.
+            shape = tf.concat([[steps], tf.shape(zero_output)], axis=0)
+            outputs_list = outputs_list.unstack(
+                tf.zeros(shape, zero_output.dtype)
+            )
+
+    def body(t, last, outputs_list, *states):
+        output, new_states = step(tf.gather(inputs, t), states)
+        new_states = tuple(new_states)
+        if mask is not None:
+            mask_t = tf.expand_dims(tf.gather(mask, t), -1)
+            output = tf.where(
+                mask_t, output, zero_output if zero_output_for_mask else last
+            )
+            new_states = tuple(
+                tf.where(mask_t, new, old)
+                for new, old in zip(new_states, states)
+            )
+        if outputs_list is not None:
+            outputs_list = outputs_list.write(t, output)
+        return (t + 1, output, outputs_list) + new_states
+
+    if outputs_list is None:
+        # A loop variable cannot be None: carry a scalar placeholder.
+        def body_without_list(t, last, placeholder, *states):
+            result = body(t, last, None, *states)
+            return result[:2] + (placeholder,) + result[3:]
+
+        loop_body, carried = body_without_list, tf.constant(0)
+    else:
+        loop_body, carried = body, outputs_list
+    result = tf.while_loop(
+        lambda t, *_: t < steps,
+        loop_body,
+        (tf.constant(0), zero_output, carried) + states,
+    )
+    last, new_states = result[1], list(result[3:])
+    if return_all_outputs:
+        outputs = result[2].stack()
+        outputs.set_shape([inputs.shape[0]] + zero_output.shape.as_list())
+    else:
+        outputs = tf.expand_dims(last, 0)
+    return last, outputs, new_states
+
+
+def uses_rnn_loop(layer, training):
+    """Whether `layer.inner_loop` runs `rnn_loop` (inference, TensorFlow
+    backend, not unrolled)."""
+    return (
+        not training
+        and not layer.unroll
+        and keras.backend.backend() == "tensorflow"
+    )
+
+
+def check_exportable(layer, fmt):
+    """Raise `ValueError` where `layer` would export to `fmt` as an
+    artifact that computes something else."""
+    if fmt == "onnx" and layer.stateful:
+        raise ValueError(
+            f"{type(layer).__name__} {layer.name!r} is stateful: an ONNX "
+            "export would freeze its states to their current values and "
+            "never carry them from one call to the next. Export a "
+            "non-stateful copy of the model (same weights) with "
+            "return_state=True and pass the states back as initial_state "
+            "inputs, or export to LiteRT, which keeps the states in "
+            "variables."
+        )
+
+
+FORMATS = ("onnx", "litert")
+
+
+def export(model, filepath, format="onnx", verbose=False, **kwargs):
+    """Export `model` for ONNX Runtime (`format="onnx"`) or LiteRT
+    (`format="litert"`, a `.tflite` path), checked.
+
+    What `model.export(filepath, format=format, **kwargs)` does, plus:
+
+    - the package's layers trace their export loop for that format, and
+      never the cuDNN kernel (even on a GPU);
+    - LiteRT: builtin ops only (`TFLITE_BUILTINS`; Keras also allows
+      TensorFlow "Select" ops, which the plain LiteRT interpreter cannot
+      run), so a model that needs them fails here with the converter's
+      message instead of at load time on the device;
+    - a clear `ValueError` for what would export as a different function
+      (a stateful layer in ONNX, whose states would be frozen).
+
+    Needs the exporters: `pip install "keras_rnn_plus[export]"`.
+
+    Args:
+        model: A built Keras model (called once, or with a known input
+            shape).
+        filepath: Where to write: a `.onnx` file, or a `.tflite` file.
+        format: `"onnx"` or `"litert"`.
+        verbose: Print Keras's export messages.
+        **kwargs: Passed to `model.export` (e.g. `input_signature`,
+            `opset_version`; for LiteRT, converter attributes such as
+            `optimizations`).
+
+    Returns:
+        `filepath`.
+    """
+    if format not in FORMATS:
+        raise ValueError(
+            f"format must be one of {FORMATS}, got {format!r} (use "
+            "model.export for the other formats)"
+        )
+    for layer in _recurrent_layers(model):
+        check_exportable(layer, format)
+    if format == "litert":
+        spec = dict(kwargs.pop("target_spec", None) or {})
+        spec.setdefault("supported_ops", [tf.lite.OpsSet.TFLITE_BUILTINS])
+        kwargs["target_spec"] = spec
+    with _exporting(format):
+        model.export(str(filepath), format=format, verbose=verbose, **kwargs)
+    return filepath
+
+
+def _recurrent_layers(model):
+    from keras_rnn_plus._base import RecurrentLayer
+
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=True)
+        if isinstance(layer, RecurrentLayer)
+    ]
