@@ -47,6 +47,9 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     """
 
     num_gates = None  # set by subclasses
+    # Whether the layer computes the input half of every step before the
+    # time loop in training too (worth it when that half is expensive).
+    hoist_in_training = False
 
     def __init__(
         self,
@@ -422,7 +425,7 @@ class RecurrentLayer(keras.layers.RNN):
         time_major = ops.transpose(sequences, (1, 0, 2))
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))
-        if training:
+        if training and not cell.hoist_in_training:
             # Gradients will be taken: the whole step inside the loop lets
             # the backward loop accumulate the kernel's gradient step by
             # step, which is cheaper than keeping every step's gradient of
@@ -433,10 +436,10 @@ class RecurrentLayer(keras.layers.RNN):
                 return cell.call(x, states, training=True)
 
         else:
-            loop_inputs = cell.project_inputs(time_major)
+            loop_inputs = cell.project_inputs(time_major, training=training)
 
             def step(z, states):
-                return cell.recurrent_step(z, states)
+                return cell.recurrent_step(z, states, training=training)
 
         if deploy.uses_rnn_loop(self, training):
             # Inference: a loop that ONNX and LiteRT converters turn into

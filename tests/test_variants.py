@@ -432,3 +432,23 @@ def test_variants_save_reload_and_export_in_fresh_processes(tmp_path):
             atol=1e-5)
         assert "keras_rnn_plus" not in sys.modules
     """)
+
+
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_layer_norm_training_with_dropout_equals_step_by_step(implementation):
+    """The layer-norm LSTM computes its input half before the loop in
+    training too; with dropout it must equal Keras's step-by-step loop over
+    the same cell (same seed, so the same masks)."""
+    x = random_inputs((3, 6, 5))
+    kw = dict(layer_norm=True, use_peepholes=True, dropout=0.3,
+              recurrent_dropout=0.2, seed=4, implementation=implementation)
+    ours = krp.LSTM(UNITS, return_sequences=True, **kw)
+    loop = keras.layers.RNN(krp.LSTMCell(UNITS, **kw), return_sequences=True)
+    ours(x), loop(x)
+    loop.set_weights(ours.get_weights())
+    assert_close(ours(x, training=True), loop(x, training=True))
+    with tf.GradientTape(persistent=True) as tape:
+        a = tf.reduce_sum(tf.sin(ours(x, training=True)))
+        b = tf.reduce_sum(tf.sin(loop(x, training=True)))
+    assert_close(tape.gradient(a, ours.trainable_weights),
+                 tape.gradient(b, loop.trainable_weights), atol=1e-4)
