@@ -120,9 +120,9 @@ def bench_shape(shape, repeats, variants):
             timers = torch_timer(shape)
             if timers:
                 t_fwd = time_interleaved(
-                    [lambda: ours.predict_on_batch(x), timers[0]], repeats)
+                    [timers[0], lambda: ours.predict_on_batch(x)], repeats)
                 t_train = time_interleaved(
-                    [lambda: ours.train_on_batch(x, y), timers[1]], repeats)
+                    [timers[1], lambda: ours.train_on_batch(x, y)], repeats)
                 rows.append(("krp.LSTM / torch.nn.LSTM", t_fwd, t_train))
     if variants:
         plain = make_model(krp.LSTM(units), shape)
