@@ -3,9 +3,12 @@
 A tutorial script takes `--quick` (runs in seconds) and `--out DIR`, prints
 `CHECK <name>: PASS` or `FAIL` lines, and exits non-zero when a check
 fails. The files each script must write are listed in `EXPECTED_OUTPUTS`;
-a script not listed there must write at least one file.
+a script not listed there must write at least one file. Listed PNG files
+must be PNG images; a listed `summary.json` must say `"quick": true` and
+record no failed check.
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -23,11 +26,25 @@ EXPECTED_OUTPUTS = {
         "model.keras",
         "saved_model/saved_model.pb",
     ],
+    "02_char_language_model.py": ["loss.png", "samples.txt", "summary.json"],
+    "03_seq2seq_addition.py": ["training.png", "summary.json"],
+    "04_bidirectional_tagging.py": ["accuracy.png", "summary.json"],
+    "05_peephole_timing.py": ["timing.png", "summary.json"],
+    "06_variant_search_space.py": [
+        "variants.png",
+        "final_mse.png",
+        "summary.json",
+    ],
+    "07_inside_the_cell.py": [
+        "gates.png",
+        "memory_unit.png",
+        "summary.json",
+    ],
 }
 
 
 def test_tutorials_are_found():
-    assert "01_drop_in_lstm.py" in [s.name for s in SCRIPTS]
+    assert set(EXPECTED_OUTPUTS) <= {s.name for s in SCRIPTS}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
@@ -52,6 +69,11 @@ def test_tutorial_runs_quick(script, tmp_path):
     for name in expected or []:
         path = out / name
         assert path.is_file() and path.stat().st_size > 0, f"missing {name}"
-    if "training.png" in (expected or []):
-        png = (out / "training.png").read_bytes()
-        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        if name.endswith(".png"):
+            assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
+        if name == "summary.json":
+            summary = json.loads(path.read_text())
+            assert summary["quick"] is True
+            checks = summary.get("checks", {})
+            failed = [k for k, ok in checks.items() if not ok]
+            assert not failed, f"failed checks in summary.json: {failed}"
