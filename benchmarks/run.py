@@ -10,8 +10,9 @@ training step (`train_on_batch`, Adam, MSE). It prints medians in ms and
 ratios against the reference measured in the same run: `krp.LSTM` and
 `krp.GRU` against `keras.layers.LSTM` / `GRU` (and `torch.nn.LSTM` where
 PyTorch is installed), and every LSTM variant against plain `krp.LSTM`.
-With `--memory` it also reports the peak resident memory of a process that
-runs training steps, for ours and Keras's.
+With `--memory` it also reports the peak memory of training steps (peak
+resident set size above the size before the steps, Linux), for ours and
+Keras's.
 """
 
 import argparse
@@ -142,21 +143,30 @@ def bench_shape(shape, repeats, variants):
 
 
 def peak_memory(kind, shape):
-    """Peak RSS (MiB) of a fresh process doing training steps."""
+    """Peak memory (MiB) of training steps, in a fresh process: the peak
+    resident set size (Linux VmHWM, reset after a warm-up step) above the
+    resident size before the steps."""
     code = f"""
-import os, resource
+import os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np, keras, keras_rnn_plus as krp
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
 b, t, f, u = {shape}
 layer = {"keras.layers.LSTM(u)" if kind == "keras" else "krp.LSTM(u)"}
 m = keras.Sequential([keras.Input((t, f), batch_size=b), layer])
 m.compile(optimizer="adam", loss="mse")
 x = np.random.rand(b, t, f).astype("float32")
 y = np.random.rand(b, u).astype("float32")
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-for _ in range(5):
+m.train_on_batch(x, y)
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")
+base = status("VmRSS:")
+for _ in range(3):
     m.train_on_batch(x, y)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+print(status("VmHWM:") - base)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True)

@@ -2,16 +2,17 @@
 
 A cell computes one time step in two halves:
 
-- `project_inputs(x)`: the input product `x @ kernel (+ bias)`. It accepts a
-  single step `(batch, features)` or a whole sequence
-  `(batch, timesteps, features)`, so the layer can do one large product for
-  all steps before the loop instead of one small product per step.
+- `project_inputs(x)`: the input product `x @ kernel (+ bias)`, for one
+  step `(batch, features)` or a whole time-major sequence
+  `(timesteps, batch, features)`.
 - `recurrent_step(z, states)`: everything that depends on the previous
   state, given the projected input `z` of one step.
 
-`call(x, states)` is the two halves in a row, so a cell also works on its own
-inside `keras.layers.RNN`. `RecurrentLayer.inner_loop` uses the halves
-directly; both routes compute the same function.
+`call(x, states)` is the two halves in a row. `RecurrentLayer.inner_loop`
+runs `call` at every step, as Keras does, except for cells whose input half
+is expensive (`hoist_inputs`, the layer-norm LSTM): those compute it for
+every step before the loop and run only `recurrent_step` inside. Both
+routes compute the same function.
 """
 
 import warnings
@@ -48,8 +49,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     num_gates = None  # set by subclasses
     # Whether the layer computes the input half of every step before the
-    # time loop in training too (worth it when that half is expensive).
-    hoist_in_training = False
+    # time loop (worth it only when that half is expensive).
+    hoist_inputs = False
 
     def __init__(
         self,
@@ -265,8 +266,9 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
 
 class RecurrentLayer(keras.layers.RNN):
-    """A `keras.layers.RNN` over one of our cells, with checked inputs and
-    the input product hoisted out of the time loop."""
+    """A `keras.layers.RNN` over one of our cells, with checked inputs, the
+    backend's cuDNN kernel where it computes the same function, and a time
+    loop that converters can export (`deploy.rnn_loop`)."""
 
     def __init__(self, cell, use_cudnn="auto", **kwargs):
         for key in ("return_sequences", "return_state", "go_backwards",
@@ -425,21 +427,22 @@ class RecurrentLayer(keras.layers.RNN):
         time_major = ops.transpose(sequences, (1, 0, 2))
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))
-        if training and not cell.hoist_in_training:
-            # Gradients will be taken: the whole step inside the loop lets
-            # the backward loop accumulate the kernel's gradient step by
-            # step, which is cheaper than keeping every step's gradient of
-            # the hoisted product.
-            loop_inputs = time_major
-
-            def step(x, states):
-                return cell.call(x, states, training=True)
-
-        else:
+        if cell.hoist_inputs:
+            # The input half of every step in one go, before the loop.
             loop_inputs = cell.project_inputs(time_major, training=training)
 
             def step(z, states):
                 return cell.recurrent_step(z, states, training=training)
+
+        else:
+            # The whole step inside the loop, as Keras does: measured on a
+            # CPU, a loop over the (timesteps, batch, gates * units) input
+            # products is slower than the small per-step product, forward
+            # and (because every step's product gradient is kept) backward.
+            loop_inputs = time_major
+
+            def step(x, states):
+                return cell.call(x, states, training=training)
 
         if deploy.uses_rnn_loop(self, training):
             # Inference: a loop that ONNX and LiteRT converters turn into

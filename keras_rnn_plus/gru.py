@@ -319,8 +319,6 @@ class GRU(RecurrentLayer):
         g(t) = act(x(t) W_h + b_h + r(t) * (h(t-1) U_h + b'_h))
         h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
 
-    The input products `x(t) W + b` of all timesteps are computed in one
-    product before the time loop; the loop does only the recurrent part.
     On a GPU the cuDNN configuration runs the backend's cuDNN kernel (see
     `use_cudnn`).
 

@@ -178,7 +178,7 @@ class LSTMCell(GatedCell):
     A reimplementation of `keras.layers.LSTMCell` with the same arguments,
     defaults, weights (`kernel`, `recurrent_kernel`, `bias`; gate order
     i, f, c, o) and numbers, plus `implementation` and the variants below.
-    Use it inside `keras.layers.RNN`, or use `krp.LSTM`, which is faster.
+    Use it inside `keras.layers.RNN`, or use `krp.LSTM`.
 
     Equations (`σ` = `recurrent_activation`, `act` = `activation`):
 
@@ -380,7 +380,7 @@ class LSTMCell(GatedCell):
 
     # -- one step --------------------------------------------------------------
     @property
-    def hoist_in_training(self):
+    def hoist_inputs(self):
         # LN(x W) of every step in one go, before the loop.
         return self.layer_norm
 
@@ -487,8 +487,6 @@ class LSTM(RecurrentLayer):
         c(t) = f(t) * c(t-1) + i(t) * g(t)
         h(t) = o(t) * act(c(t))
 
-    The input products `x(t) W + b` of all timesteps are computed in one
-    product before the time loop; the loop does only the recurrent part.
     On a GPU the plain configuration runs the backend's cuDNN kernel (see
     `use_cudnn`).
 
