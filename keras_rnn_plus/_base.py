@@ -422,8 +422,7 @@ class RecurrentLayer(keras.layers.RNN):
                 "available for this configuration or device; pass "
                 "use_cudnn='auto' to fall back to the default implementation"
             )
-        # Time-major from the start: transposing the narrow inputs is cheaper
-        # than transposing the (batch, time, gates * units) products.
+        # The loops read the sequence time-major.
         time_major = ops.transpose(sequences, (1, 0, 2))
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))
