@@ -28,7 +28,6 @@ status 1 if any check fails.
 import argparse
 import importlib
 import inspect
-import json
 import math
 import os
 import pathlib
@@ -41,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _common import Checks, finish  # noqa: E402
 
 import keras_rnn_plus as krp  # noqa: E402
 
@@ -200,21 +200,6 @@ def sample(step, units, prompt, length, temperatures, seed):
         token = np.asarray(nxt, "int32")[:, None]
         logits, h, c = step(token, h, c)
     return [decode(row) for row in ids]
-
-
-class Checks:
-    """Collects `CHECK name: PASS/FAIL` lines."""
-
-    def __init__(self):
-        self.results = {}
-
-    def __call__(self, name, ok, detail):
-        self.results[name] = bool(ok)
-        print(f"CHECK {name}: {'PASS' if ok else 'FAIL'}  ({detail})")
-
-    @property
-    def all_passed(self):
-        return all(self.results.values())
 
 
 def plot(history, unigram, path):
@@ -381,12 +366,7 @@ def main(argv=None):
         checks=checks.results,
         seconds=round(time.time() - start, 1),
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {out / 'summary.json'}")
-
-    verdict = "PASS" if checks.all_passed else "FAIL"
-    print(f"ALL CHECKS: {verdict}  ({time.time() - start:.0f} s)")
-    return 0 if checks.all_passed else 1
+    return finish(out, summary, checks, start)
 
 
 if __name__ == "__main__":
