@@ -20,7 +20,6 @@ status 1 if any check fails.
     python tutorials/01_drop_in_lstm.py --out /tmp/run1
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -29,6 +28,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -46,17 +46,10 @@ GRAD_ATOL = 1e-4  # gradients, float32
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="tiny data and 2 epochs: runs in seconds (for the tests)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=DEFAULT_OUT,
-        help=f"output directory (default: {DEFAULT_OUT})",
+    parser = _common.parser(
+        __doc__,
+        DEFAULT_OUT,
+        "tiny data and 2 epochs: runs in seconds (for the tests)",
     )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)

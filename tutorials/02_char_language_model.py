@@ -25,7 +25,6 @@ status 1 if any check fails.
     python tutorials/02_char_language_model.py --quick  # a few seconds
 """
 
-import argparse
 import importlib
 import inspect
 import math
@@ -37,6 +36,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -63,17 +63,10 @@ STEP_ATOL = 1e-4  # one-step model vs full-sequence model, logits
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="small corpus, small model, 2 short epochs (for the tests)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=DEFAULT_OUT,
-        help=f"output directory (default: {DEFAULT_OUT})",
+    parser = _common.parser(
+        __doc__,
+        DEFAULT_OUT,
+        "small corpus, small model, 2 short epochs (for the tests)",
     )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)

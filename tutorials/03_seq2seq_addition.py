@@ -31,7 +31,6 @@ status 1 if any check fails.
     python tutorials/03_seq2seq_addition.py --quick  # a few seconds
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -40,6 +39,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -60,17 +60,10 @@ STEP_ATOL = 1e-4  # one-step decoder vs training model, probabilities
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="small data, small model, 2 epochs (for the tests)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=DEFAULT_OUT,
-        help=f"output directory (default: {DEFAULT_OUT})",
+    parser = _common.parser(
+        __doc__,
+        DEFAULT_OUT,
+        "small data, small model, 2 epochs (for the tests)",
     )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)

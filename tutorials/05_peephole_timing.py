@@ -33,7 +33,6 @@ check fails.
     python tutorials/05_peephole_timing.py --quick  # a few seconds
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -42,6 +41,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import Checks, finish  # noqa: E402
@@ -60,17 +60,8 @@ PRECISE = 0.5  # "precise": held-out mean |timing error| below this
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="1 seed, 2 short epochs (for the tests)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=DEFAULT_OUT,
-        help=f"output directory (default: {DEFAULT_OUT})",
+    parser = _common.parser(
+        __doc__, DEFAULT_OUT, "1 seed, 2 short epochs (for the tests)"
     )
     parser.add_argument(
         "--seeds",

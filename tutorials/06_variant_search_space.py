@@ -35,7 +35,6 @@ script exits with status 1 if any check fails.
     python tutorials/06_variant_search_space.py --quick  # a few seconds
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -44,6 +43,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import Checks, finish  # noqa: E402
@@ -72,17 +72,10 @@ VARIANTS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="short sequences, 1 seed, a few steps (for the tests)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=DEFAULT_OUT,
-        help=f"output directory (default: {DEFAULT_OUT})",
+    parser = _common.parser(
+        __doc__,
+        DEFAULT_OUT,
+        "short sequences, 1 seed, a few steps (for the tests)",
     )
     parser.add_argument(
         "--seeds",

@@ -33,7 +33,6 @@ status 1 if any check fails.
     python tutorials/07_inside_the_cell.py --quick  # a few seconds
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -42,6 +41,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import Checks, finish  # noqa: E402
@@ -58,17 +58,8 @@ REPLAY_ATOL = 1e-5
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="small data, 2 epochs (for the tests)",
-    )
-    parser.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=DEFAULT_OUT,
-        help=f"output directory (default: {DEFAULT_OUT})",
+    parser = _common.parser(
+        __doc__, DEFAULT_OUT, "small data, 2 epochs (for the tests)"
     )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)

@@ -1,7 +1,22 @@
 """What every tutorial shares: its CHECK lines and its closing summary."""
 
+import argparse
 import json
+import pathlib
 import time
+
+
+def parser(doc, default_out, quick_help):
+    """The options every tutorial takes: `--quick` and `--out DIR`."""
+    result = argparse.ArgumentParser(description=doc.splitlines()[0])
+    result.add_argument("--quick", action="store_true", help=quick_help)
+    result.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=default_out,
+        help=f"output directory (default: {default_out})",
+    )
+    return result
 
 
 class Checks:
