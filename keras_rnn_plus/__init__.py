@@ -8,7 +8,7 @@ dropped.
     layer = krp.LSTM(32)
 """
 
-from keras_rnn_plus import activations
+from keras_rnn_plus import activations, deploy, porting
 from keras_rnn_plus.gru import GRU, GRUCell
 from keras_rnn_plus.lstm import (
     LSTM,
@@ -27,4 +27,6 @@ __all__ = [
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "activations",
+    "deploy",
+    "porting",
 ]
