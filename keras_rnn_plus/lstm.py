@@ -460,12 +460,6 @@ class LSTMCell(GatedCell):
         }
 
 
-_VARIANT_NAMES = (
-    "use_peepholes", "forget_bias", "cell_clip", "num_proj", "proj_clip",
-    "use_forget_gate", "coupled_input_forget", "layer_norm",
-)
-
-
 @SERIALIZABLE
 class LSTM(RecurrentLayer):
     __doc__ = (
