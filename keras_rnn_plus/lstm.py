@@ -615,8 +615,30 @@ class LSTM(RecurrentLayer):
         return _backend.lstm, {}
 
 
+class _Keras2PeepholeDefaults:
+    """The defaults of Keras 2's `PeepholeLSTMCell`, for the cell and the
+    layer below."""
+
+    def __init__(
+        self,
+        units,
+        *,
+        recurrent_activation="keras2_hard_sigmoid",
+        implementation=1,
+        use_peepholes=True,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            recurrent_activation=recurrent_activation,
+            implementation=implementation,
+            use_peepholes=use_peepholes,
+            **kwargs,
+        )
+
+
 @SERIALIZABLE
-class PeepholeLSTMCell(LSTMCell):
+class PeepholeLSTMCell(_Keras2PeepholeDefaults, LSTMCell):
     """`LSTMCell` with peephole connections, a drop-in for Keras 2's
     `tf.keras.experimental.PeepholeLSTMCell`.
 
@@ -636,26 +658,9 @@ class PeepholeLSTMCell(LSTMCell):
     (2, 4)
     """
 
-    def __init__(
-        self,
-        units,
-        *,
-        recurrent_activation="keras2_hard_sigmoid",
-        implementation=1,
-        use_peepholes=True,
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            recurrent_activation=recurrent_activation,
-            implementation=implementation,
-            use_peepholes=use_peepholes,
-            **kwargs,
-        )
-
 
 @SERIALIZABLE
-class PeepholeLSTM(LSTM):
+class PeepholeLSTM(_Keras2PeepholeDefaults, LSTM):
     """`LSTM` with peephole connections: the layer over `PeepholeLSTMCell`.
 
     Defaults as Keras 2's `PeepholeLSTMCell`:
@@ -669,20 +674,3 @@ class PeepholeLSTM(LSTM):
     >>> tuple(krp.PeepholeLSTM(4)(np.zeros((2, 5, 3), "float32")).shape)
     (2, 4)
     """
-
-    def __init__(
-        self,
-        units,
-        *,
-        recurrent_activation="keras2_hard_sigmoid",
-        implementation=1,
-        use_peepholes=True,
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            recurrent_activation=recurrent_activation,
-            implementation=implementation,
-            use_peepholes=use_peepholes,
-            **kwargs,
-        )
