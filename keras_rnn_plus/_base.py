@@ -227,6 +227,14 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def recurrent_step(self, z, states, training=False):
         raise NotImplementedError
 
+    def onnx_step(self):
+        """An inference step `(x, states) -> (output, states)` computing
+        `call`'s function with the ops tf2onnx turns into one native ONNX
+        `LSTM` / `GRU` op (with `deploy.onnx_native_loop`), or `None` where
+        ONNX has no such op for this configuration (then the export is a
+        `Loop`). TensorFlow backend only."""
+        return None
+
     def get_initial_state(self, batch_size=None):
         sizes = self.state_size
         sizes = sizes if isinstance(sizes, (list, tuple)) else [sizes]
@@ -443,6 +451,16 @@ class RecurrentLayer(keras.layers.RNN):
             def step(x, states):
                 return cell.call(x, states, training=training)
 
+        if target == "onnx" and mask is None and not self.unroll:
+            native_step = cell.onnx_step()
+            if native_step is not None:  # one ONNX LSTM / GRU op
+                last, outputs, states = deploy.onnx_native_loop(
+                    native_step,
+                    time_major,
+                    list(initial_state),
+                    go_backwards=self.go_backwards,
+                )
+                return last, ops.transpose(outputs, (1, 0, 2)), states
         if deploy.uses_rnn_loop(self, training):
             # Inference: a loop that ONNX and LiteRT converters turn into
             # builtin ops, as fast as the backend's (see `deploy.rnn_loop`).

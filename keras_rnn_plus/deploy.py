@@ -166,6 +166,57 @@ def rnn_loop(
     return last, outputs, new_states
 
 
+def onnx_activation(fn, recurrent=False):
+    """The TensorFlow form of activation `fn` that tf2onnx's LSTM / GRU
+    patterns recognise (`sigmoid`, `tanh`, `relu`; as a recurrent
+    activation of an LSTM also Keras 2's hard sigmoid, ONNX's
+    `HardSigmoid` with its default alpha 0.2 and beta 0.5), else `None`."""
+    from keras_rnn_plus.activations import keras2_hard_sigmoid
+
+    if recurrent and fn is keras2_hard_sigmoid:
+        return lambda x: tf.maximum(tf.minimum(x * 0.2 + 0.5, 1.0), 0.0)
+    known = {"sigmoid": tf.sigmoid, "tanh": tf.tanh, "relu": tf.nn.relu}
+    for name, op in known.items():
+        if fn is keras.activations.get(name):
+            return op
+    return None
+
+
+def onnx_native_loop(step, inputs, initial_states, go_backwards=False):
+    """The ONNX export loop of a cell whose step ONNX has as one op.
+
+    `step` builds its ops the way tf2onnx recognises a Keras LSTM or GRU
+    cell (see the cells' `onnx_step`); this loop is the one it recognises
+    around such a step: the inputs read from a tensor list
+    (`TensorListFromTensor`), the states and the output list as the only
+    carried values, no mask. tf2onnx then replaces loop and step by one
+    ONNX `LSTM` or `GRU` op. Same contract as `rnn_loop` without a mask;
+    the last output is the first final state (`h`).
+    """
+    if go_backwards:
+        inputs = tf.reverse(inputs, [0])
+    steps = tf.shape(inputs)[0]
+    inputs_list = tf.TensorArray(inputs.dtype, size=steps).unstack(inputs)
+    first = initial_states[0]
+    outputs_list = tf.TensorArray(
+        first.dtype, size=steps, element_shape=first.shape
+    )
+
+    def body(t, outputs_list, *states):
+        output, new_states = step(inputs_list.read(t), states)
+        return (t + 1, outputs_list.write(t, output)) + tuple(new_states)
+
+    result = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), outputs_list) + tuple(initial_states),
+    )
+    outputs = result[1].stack()
+    outputs.set_shape([inputs.shape[0]] + first.shape.as_list())
+    states = list(result[2:])
+    return states[0], outputs, states
+
+
 def uses_rnn_loop(layer, training):
     """Whether `layer.inner_loop` runs `rnn_loop` (inference, TensorFlow
     backend, not unrolled)."""

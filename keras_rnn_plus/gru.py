@@ -21,10 +21,11 @@ scales the recurrent product, which has its own bias `b'`.
     h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
 """
 
+import tensorflow as tf
 from keras import ops
 from keras.src import backend as _backend
 
-from keras_rnn_plus import _args
+from keras_rnn_plus import _args, deploy
 from keras_rnn_plus._base import SERIALIZABLE, GatedCell, RecurrentLayer
 
 _ARGS_DOC = """
@@ -256,6 +257,25 @@ class GRUCell(GatedCell):
         h = gru_update(update, h_tm1, self.activation(x_h + rec_h))
         return h, ([h] if nested else h)
 
+    def onnx_step(self):
+        """The cuDNN-form GRU (`reset_after=True`) as tf2onnx recognises
+        Keras 2's (one ONNX `GRU` op, `linear_before_reset=1`): each
+        product with its own bias (zero without one), the gates split from
+        them. With `reset_after=False` (ONNX's `linear_before_reset=0`)
+        tf2onnx knows only TensorFlow 1's `GRUCell`, whose pattern needs
+        variable reads inside the loop: no native op then."""
+        sigma = deploy.onnx_activation(self.recurrent_activation)
+        act = deploy.onnx_activation(self.activation)
+        if not self.reset_after or sigma is not tf.sigmoid or act is None:
+            return None
+        kernel = ops.convert_to_tensor(self.kernel)
+        recurrent_kernel = ops.convert_to_tensor(self.recurrent_kernel)
+        if self.bias is None:
+            bias = tf.zeros(self._bias_shape(), kernel.dtype)
+        else:
+            bias = ops.convert_to_tensor(self.bias)
+        return _onnx_step_reset_after(kernel, recurrent_kernel, bias, act)
+
     def _per_gate_products(self, h_tm1, training):
         """The z, r and (with `reset_after`) candidate recurrent products,
         recurrent bias included; and for the candidate's product before the
@@ -287,6 +307,28 @@ class GRUCell(GatedCell):
         config = super().argument_config()
         config["reset_after"] = self.reset_after
         return config
+
+
+def _onnx_step_reset_after(kernel, recurrent_kernel, bias, act):
+    """The step of `GRUCell.onnx_step`."""
+    input_bias, recurrent_bias = tf.unstack(bias)
+
+    def step(x, states):
+        h_tm1 = states[0]
+        x_z, x_r, x_h = tf.split(
+            tf.nn.bias_add(tf.matmul(x, kernel), input_bias), 3, axis=1
+        )
+        h_z, h_r, h_h = tf.split(
+            tf.nn.bias_add(tf.matmul(h_tm1, recurrent_kernel), recurrent_bias),
+            3,
+            axis=1,
+        )
+        update = tf.sigmoid(x_z + h_z)
+        reset = tf.sigmoid(x_r + h_r)
+        h = update * h_tm1 + (1.0 - update) * act(x_h + reset * h_h)
+        return h, (h,)
+
+    return step
 
 
 @SERIALIZABLE

@@ -26,10 +26,12 @@ Each variant changes one piece of this (see `LSTMCell.variant_step`):
 import numbers
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 from keras.src import backend as _backend
 
-from keras_rnn_plus import _args
+from keras_rnn_plus import _args, deploy
 from keras_rnn_plus._base import SERIALIZABLE, GatedCell, RecurrentLayer
 
 LAYER_NORM_EPSILON = 1e-3
@@ -410,6 +412,43 @@ class LSTMCell(GatedCell):
         else:
             h, c = self.variant_step(dict(zip(self.gate_names, gates)), c_tm1)
         return h, [h, c]
+
+    def onnx_step(self):
+        """The plain LSTM as tf2onnx recognises Keras's (one ONNX `LSTM`
+        op): `x @ kernel + h @ recurrent_kernel`, then the bias, one
+        product each. `forget_bias` joins the bias; the other variants
+        have no form tf2onnx knows (ONNX's own `clip` bounds the gates'
+        pre-activations, not the cell)."""
+        sigma = deploy.onnx_activation(
+            self.recurrent_activation, recurrent=True
+        )
+        act = deploy.onnx_activation(self.activation)
+        plain = self.is_plain or (
+            self.forget_bias and self.has_forget_weights
+            and not (self.use_peepholes or self.cell_clip or self.num_proj
+                     or self.layer_norm)
+        )
+        if not (plain and sigma and act):
+            return None
+        kernel = ops.convert_to_tensor(self.kernel)
+        recurrent_kernel = ops.convert_to_tensor(self.recurrent_kernel)
+        bias = None if self.bias is None else ops.convert_to_tensor(self.bias)
+        if self.forget_bias:
+            forget = np.repeat([0.0, self.forget_bias, 0.0, 0.0], self.units)
+            forget = tf.constant(forget, kernel.dtype)
+            bias = forget if bias is None else bias + forget
+
+        def step(x, states):
+            h, c = states
+            z = tf.matmul(x, kernel) + tf.matmul(h, recurrent_kernel)
+            if bias is not None:
+                z = tf.nn.bias_add(z, bias)
+            i, f, g, o = tf.split(z, 4, axis=1)
+            c = sigma(f) * c + sigma(i) * act(g)
+            h = sigma(o) * act(c)
+            return h, (h, c)
+
+        return step
 
     def variant_step(self, z, c_tm1):
         """The LSTM nonlinearity with every variant: `z` maps gate names

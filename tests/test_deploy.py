@@ -98,6 +98,28 @@ MODELS = {
         krp.LSTM(UNITS, dropout=0.3, recurrent_dropout=0.3)
     ),
     "fixed_length": lambda: _seq(krp.LSTM(UNITS), steps=5),
+    "no_bias_relu": lambda: _seq(
+        krp.LSTM(UNITS, use_bias=False, activation="relu",
+                 return_sequences=True),
+        krp.GRU(UNITS, use_bias=False, activation="relu"),
+    ),
+}
+
+# The recurrent ops each ONNX export must hold: one native ONNX `LSTM` /
+# `GRU` op per layer where ONNX has one for the configuration, else a
+# `Loop` (every other model).
+ONNX_NATIVE = {
+    "lstm": {"LSTM"},
+    "lstm_sequences": {"LSTM"},
+    "lstm_go_backwards": {"LSTM"},  # Keras 2's hard sigmoid: HardSigmoid
+    "gru": {"GRU"},
+    "forget_bias": {"LSTM"},  # folded into the bias
+    "bidirectional": {"LSTM", "GRU"},
+    "stacked": {"LSTM", "GRU", "Loop"},  # the peephole layer is a Loop
+    "return_state": {"LSTM"},
+    "dropout_trained": {"LSTM"},
+    "fixed_length": {"LSTM"},
+    "no_bias_relu": {"LSTM", "GRU"},
 }
 
 
@@ -178,8 +200,8 @@ def test_onnx_export(name, tmp_path):
     model = _build(name)
     path = tmp_path / f"{name}.onnx"
     model.export(str(path), format="onnx", verbose=False)
-    ops = onnx_ops(path)
-    assert "Loop" in ops, ops
+    recurrent = set(onnx_ops(path)) & {"LSTM", "GRU", "Loop"}
+    assert recurrent == ONNX_NATIVE.get(name, {"Loop"})
     _check(model, name, lambda x: _run_onnx(path, x))
 
 
@@ -372,6 +394,8 @@ def test_readme_comparison_rows(tmp_path):
         "keras_rnn_over_krp_cell": (
             _seq(keras.layers.RNN(krp.LSTMCell(UNITS))), (True, False)
         ),
+        "krp_lstm": (_seq(krp.LSTM(UNITS)), (True, True)),
+        "krp_gru": (_seq(krp.GRU(UNITS)), (True, True)),
     }
     for name, (model, (onnx_works, litert_works)) in rows.items():
         model(_inputs(TRACE_BATCH, 5))
@@ -382,6 +406,8 @@ def test_readme_comparison_rows(tmp_path):
             assert "LSTM" in result["onnx"][1]
         if name == "keras_gru":
             assert "Loop" in result["onnx"][1]
+        if name.startswith("krp_") and not name.endswith("unrolled"):
+            assert name[4:].upper() in result["onnx"][1]  # native op
         if name.endswith("unrolled"):
             assert "Loop" not in result["onnx"][1]
             assert "WHILE" not in result["litert"][1]
