@@ -1,6 +1,7 @@
 """LSTM variants against independent references: a NumPy LSTM written from
 the papers, Keras 2's PeepholeLSTMCell, TF1's LSTMCell, PyTorch's
-nn.LSTM(proj_size=...), and reductions to keras.layers.LSTM."""
+nn.LSTM(proj_size=...), ONNX's LSTM op in ONNX Runtime (peepholes, CIFG),
+and reductions to keras.layers.LSTM."""
 
 import json
 
@@ -225,6 +226,87 @@ def test_matches_torch_lstm_with_projection(proj_size):
         p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
         p["bias_hh_l0"], p.get("weight_hr_l0")))
     assert_close(ours(x), [seq.numpy(), h[0].numpy(), c[0].numpy()])
+
+
+def _onnx_runtime_lstm(x, weights, units, cifg, initial_state):
+    """Run ONNX's `LSTM` op (ONNX Runtime's kernel) over batch-major `x`
+    with our layer's weights, converted to ONNX's layout: gate order i, o,
+    f, c, kernels transposed, peepholes `P` = (i, o, f), `input_forget=1`
+    for CIFG (f = 1 - i, no forget weights)."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    names = "ico" if cifg else "ifco"
+
+    def onnx_order(w):
+        gates = dict(zip(names, np.split(w, len(names), axis=-1)))
+        gates.setdefault("f", np.zeros_like(gates["i"]))
+        return np.concatenate([gates[g] for g in "iofc"], axis=-1)
+
+    zeros = np.zeros(units, "float32")
+    peep = [weights.get(f"{g}_gate_peephole_weights", zeros)
+            for g in ("input", "output", "forget")]
+    consts = {
+        "W": onnx_order(weights["kernel"]).T[None],
+        "R": onnx_order(weights["recurrent_kernel"]).T[None],
+        "B": np.concatenate(
+            [onnx_order(weights["bias"]), np.zeros(4 * units, "float32")]
+        )[None],
+        "P": np.concatenate(peep)[None],
+        "initial_h": initial_state[0][None],
+        "initial_c": initial_state[1][None],
+    }
+    node = helper.make_node(
+        "LSTM",
+        ["X", "W", "R", "B", "", "initial_h", "initial_c", "P"],
+        ["Y", "Y_h", "Y_c"],
+        hidden_size=units,
+        input_forget=int(cifg),
+    )
+    batch, steps, features = x.shape
+    graph = helper.make_graph(
+        [node],
+        "lstm",
+        [helper.make_tensor_value_info(
+            "X", TensorProto.FLOAT, [steps, batch, features])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+         for n in ("Y", "Y_h", "Y_c")],
+        initializer=[numpy_helper.from_array(v.astype("float32"), k)
+                     for k, v in consts.items()],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 14)]
+    )
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    y, h, c = session.run(None, {"X": np.transpose(x, (1, 0, 2))})
+    return [np.transpose(y[:, 0], (1, 0, 2)), h[0], c[0]]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    "variant",
+    [{}, dict(use_peepholes=True), dict(coupled_input_forget=True),
+     dict(coupled_input_forget=True, use_peepholes=True)],
+    ids=["plain", "peepholes", "cifg", "cifg_peepholes"],
+)
+def test_matches_onnx_runtime_lstm_op(variant, seed):
+    """ONNX's LSTM op, run by ONNX Runtime: peepholes (Gers et al. 2003,
+    the output gate seeing the new cell) and CIFG (`input_forget`)."""
+    x = random_inputs((3, 7, 5), seed)
+    rs = np.random.RandomState(seed + 20)
+    initial = [0.5 * rs.standard_normal((3, UNITS)).astype("float32")
+               for _ in range(2)]
+    layer = built(variant, x, seed=seed, return_sequences=True,
+                  return_state=True)
+    want = _onnx_runtime_lstm(
+        x, weights_by_name(layer), UNITS,
+        cifg=variant.get("coupled_input_forget", False),
+        initial_state=initial,
+    )
+    assert_close(layer(x, initial_state=initial), want)
 
 
 # -- reductions to keras.layers.LSTM ------------------------------------------
