@@ -434,6 +434,16 @@ class RecurrentLayer(keras.layers.RNN):
         time_major = ops.transpose(sequences, (1, 0, 2))
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))
+        if target == "onnx" and mask is None and not self.unroll:
+            native_step = cell.onnx_step()
+            if native_step is not None:  # one ONNX LSTM / GRU op
+                last, outputs, states = deploy.onnx_native_loop(
+                    native_step,
+                    time_major,
+                    list(initial_state),
+                    go_backwards=self.go_backwards,
+                )
+                return last, ops.transpose(outputs, (1, 0, 2)), states
         if cell.hoist_inputs:
             # The input half of every step in one go, before the loop.
             loop_inputs = cell.project_inputs(time_major, training=training)
@@ -451,16 +461,6 @@ class RecurrentLayer(keras.layers.RNN):
             def step(x, states):
                 return cell.call(x, states, training=training)
 
-        if target == "onnx" and mask is None and not self.unroll:
-            native_step = cell.onnx_step()
-            if native_step is not None:  # one ONNX LSTM / GRU op
-                last, outputs, states = deploy.onnx_native_loop(
-                    native_step,
-                    time_major,
-                    list(initial_state),
-                    go_backwards=self.go_backwards,
-                )
-                return last, ops.transpose(outputs, (1, 0, 2)), states
         if deploy.uses_rnn_loop(self, training):
             # Inference: a loop that ONNX and LiteRT converters turn into
             # builtin ops, as fast as the backend's (see `deploy.rnn_loop`).

@@ -423,12 +423,9 @@ class LSTMCell(GatedCell):
             self.recurrent_activation, recurrent=True
         )
         act = deploy.onnx_activation(self.activation)
-        plain = self.is_plain or (
-            self.forget_bias and self.has_forget_weights
-            and not (self.use_peepholes or self.cell_clip or self.num_proj
-                     or self.layer_norm)
-        )
-        if not (plain and sigma and act):
+        other_variants = (self.use_peepholes or self.cell_clip
+                          or self.num_proj or self.layer_norm)
+        if other_variants or not (self.has_forget_weights and sigma and act):
             return None
         kernel = ops.convert_to_tensor(self.kernel)
         recurrent_kernel = ops.convert_to_tensor(self.recurrent_kernel)
