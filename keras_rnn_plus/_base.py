@@ -343,6 +343,27 @@ class RecurrentLayer(keras.layers.RNN):
                 )
         return states
 
+    def _checked_mask(self, mask, sequences):
+        """The mask as `(batch, timesteps)`; `(batch, timesteps, 1)` is
+        read as that, as Keras's loop reads it."""
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0] if mask else None
+        if mask is None:
+            return None
+        shape = tuple(getattr(mask, "shape", ops.shape(mask)))
+        want = tuple(sequences.shape[:2])
+        ok = len(shape) == 2 or (len(shape) == 3 and shape[2] in (None, 1))
+        ok = ok and all(
+            a is None or b is None or a == b for a, b in zip(shape, want)
+        )
+        if not ok:
+            raise ValueError(
+                f"mask of {type(self).__name__} must have shape (batch, "
+                f"timesteps) = {want}, like the inputs' first two "
+                f"dimensions, got {shape}"
+            )
+        return mask[..., 0] if len(shape) == 3 else mask
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if sequences.shape[1] == 0:
             raise ValueError(
@@ -350,6 +371,7 @@ class RecurrentLayer(keras.layers.RNN):
                 "at least one is needed"
             )
         initial_state = self._check_initial_state(initial_state, sequences)
+        mask = self._checked_mask(mask, sequences)
         return super().call(
             sequences,
             initial_state=initial_state,

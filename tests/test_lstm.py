@@ -426,6 +426,20 @@ def test_wrong_initial_states(states, words):
         krp.LSTM(3)(np.zeros((2, 5, 4), "float32"), initial_state=states())
 
 
+@pytest.mark.parametrize("shape", [(2, 4), (3, 5), (2, 5, 2), (2,)])
+def test_mask_of_wrong_shape(shape):
+    x = np.zeros((2, 5, 4), "float32")
+    with pytest.raises(ValueError, match=r"mask of LSTM must have shape"):
+        krp.LSTM(3)(x, mask=np.ones(shape, bool))
+
+
+def test_mask_with_trailing_axis_as_keras_reads_it():
+    x = random_inputs((2, 5, 4))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    ref, ours = make_pair(x)
+    assert_close(ours(x, mask=mask[..., None]), ref(x, mask=mask))
+
+
 def test_stateful_needs_fixed_batch_size():
     with pytest.raises(ValueError, match="batch size"):
         keras.Sequential([keras.Input((5, 3)), krp.LSTM(2, stateful=True)])
