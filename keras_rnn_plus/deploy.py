@@ -5,7 +5,9 @@
 format="litert")` work for models with `krp.LSTM` and `krp.GRU` as they
 are: at inference the layers run `rnn_loop` below, a time loop that
 converters turn into plain ONNX / LiteRT builtin ops (no TensorFlow
-"Select" ops, no unrolling).
+"Select" ops, no unrolling). For ONNX, a cell that ONNX has as one op
+(the plain LSTM, the cuDNN-form GRU; see the cells' `onnx_step`) is traced
+as `onnx_native_loop` instead, which tf2onnx turns into that op.
 
 `export(model, path, format=...)` does the same with checks: LiteRT with
 builtin ops only, and a clear error instead of an artifact that would
