@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import reference
 import tensorflow as tf
-from testing import assert_close, random_inputs, run_python
+from testing import assert_close, random_inputs, randomize_weights, run_python
 
 import keras_rnn_plus as krp
 from keras_rnn_plus.porting import from_tf1_lstm_cell, from_torch_lstm
@@ -527,10 +527,14 @@ def test_layer_norm_training_with_dropout_equals_step_by_step(implementation):
     ours = krp.LSTM(UNITS, return_sequences=True, **kw)
     loop = keras.layers.RNN(krp.LSTMCell(UNITS, **kw), return_sequences=True)
     ours(x), loop(x)
+    randomize_weights(ours, seed=5)  # fixed weights: a deterministic test
     loop.set_weights(ours.get_weights())
     assert_close(ours(x, training=True), loop(x, training=True))
     with tf.GradientTape(persistent=True) as tape:
         a = tf.reduce_sum(tf.sin(ours(x, training=True)))
         b = tf.reduce_sum(tf.sin(loop(x, training=True)))
+    # Two float32 orders of the same sums, which layer norm magnifies:
+    # relative tolerance (gradients reach tens here).
     assert_close(tape.gradient(a, ours.trainable_weights),
-                 tape.gradient(b, loop.trainable_weights), atol=1e-4)
+                 tape.gradient(b, loop.trainable_weights), atol=1e-4,
+                 rtol=1e-4)
