@@ -205,6 +205,26 @@ def test_onnx_export(name, tmp_path):
     _check(model, name, lambda x: _run_onnx(path, x))
 
 
+def test_onnx_export_mixed_precision_is_a_loop(tmp_path):
+    """Under `mixed_float16` the float16 casts keep tf2onnx from the
+    native op: a `Loop`, with Keras's predictions (float16 precision)."""
+    _needs_onnx()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = _seq(krp.LSTM(UNITS, return_sequences=True), krp.GRU(UNITS))
+        x = _inputs(3, 5)
+        expected = model.predict(x, verbose=0)
+        path = tmp_path / "mixed.onnx"
+        model.export(str(path), format="onnx", verbose=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert set(onnx_ops(path)) & {"LSTM", "GRU", "Loop"} == {"Loop"}
+    np.testing.assert_allclose(
+        _run_onnx(path, x).astype("float32"), expected.astype("float32"),
+        atol=5e-3,
+    )
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_litert_export(name, tmp_path):
     litert = _needs_litert()
