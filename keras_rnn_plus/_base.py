@@ -432,8 +432,7 @@ class RecurrentLayer(keras.layers.RNN):
             return None
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
+        # `mask` comes from `call`, which checked it (`_checked_mask`).
         cell = self.cell
         # An export traces the portable loop, never the cuDNN kernel.
         target = deploy.target_format()
