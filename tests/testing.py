@@ -66,9 +66,9 @@ def gradients(layer, x, **call_kwargs):
     return tape.gradient(loss, [x] + list(layer.trainable_weights))
 
 
-def run_python(code, cwd=None, timeout=300):
+def run_python(code, cwd=None, timeout=300, backend="tensorflow"):
     """Run `code` in a fresh interpreter; return its stdout (checks rc)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend)
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
