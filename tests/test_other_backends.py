@@ -1,0 +1,93 @@
+"""Our layers under Keras's other backends (`KERAS_BACKEND=torch` and
+`jax`, each where installed), in a fresh process: outputs, and weights
+after one SGD step (so the gradients), equal Keras's own layers there; a
+variant equals the NumPy reference; a model trains, saves and reloads."""
+
+import importlib.util
+import os
+
+import pytest
+
+from tests.testing import run_python
+
+SCRIPT = """
+import os
+import numpy as np
+import keras
+import keras_rnn_plus as krp
+from tests import reference
+
+assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
+rs = np.random.RandomState(0)
+x = rs.standard_normal((3, 6, 5)).astype("float32")
+mask = np.ones((3, 6), bool)
+mask[1, 4:] = False
+
+
+def model(layer, mask_input):
+    inputs = keras.Input((6, 5))
+    if mask_input:
+        m = keras.Input((6,), dtype="bool")
+        out = layer(inputs, mask=m)
+        return keras.Model([inputs, m], out)
+    return keras.Model(inputs, layer(inputs))
+
+
+cases = [
+    (keras.layers.LSTM, krp.LSTM, {}, False),
+    (keras.layers.LSTM, krp.LSTM,
+     dict(return_sequences=True, go_backwards=True, unit_forget_bias=False,
+          implementation=1), False),
+    (keras.layers.LSTM, krp.LSTM, dict(return_sequences=True), True),
+    (keras.layers.GRU, krp.GRU, dict(return_sequences=True), False),
+    (keras.layers.GRU, krp.GRU, dict(reset_after=False), True),
+]
+for keras_cls, ours_cls, kwargs, masked in cases:
+    ref = model(keras_cls(4, **kwargs), masked)
+    ours = model(ours_cls(4, **kwargs), masked)
+    ours.set_weights([w + 0.1 * rs.standard_normal(w.shape).astype("f4")
+                      for w in ref.get_weights()])
+    ref.set_weights(ours.get_weights())
+    inputs = [x, mask] if masked else x
+    a, b = ref.predict(inputs, verbose=0), ours.predict(inputs, verbose=0)
+    np.testing.assert_allclose(b, a, atol=1e-5, err_msg=str(kwargs))
+    target = rs.standard_normal(a.shape).astype("f4")
+    for m in (ref, ours):
+        m.compile(keras.optimizers.SGD(1.0), "mse")
+        m.train_on_batch(inputs, target)
+    for w1, w2 in zip(ours.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg=str(kwargs))
+
+variant = krp.LSTM(4, use_peepholes=True, cell_clip=0.5, num_proj=3,
+                   layer_norm=True, return_sequences=True)
+variant(x)
+variant.set_weights([(1.0 if "gamma" in w.name else 0.0)
+                     + 0.5 * rs.standard_normal(w.shape).astype("f4")
+                     for w in variant.weights])
+names = {w.name: keras.ops.convert_to_numpy(w) for w in variant.weights}
+want, _, _ = reference.lstm(x, names, peepholes=True, cell_clip=0.5,
+                            layer_norm_=True)
+got = keras.ops.convert_to_numpy(variant(x))
+np.testing.assert_allclose(got, want, atol=1e-5)
+
+net = keras.Sequential([keras.Input((6, 5)), krp.LSTM(4, use_peepholes=True),
+                        keras.layers.Dense(1)])
+net.compile("adam", "mse")
+net.fit(x, np.ones((3, 1)), epochs=2, verbose=0)
+path = os.path.join(os.environ["TMP_DIR"], "m.keras")
+net.save(path)
+again = keras.saving.load_model(path)
+np.testing.assert_allclose(again.predict(x, verbose=0),
+                           net.predict(x, verbose=0), atol=1e-6)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_layers_under_another_backend(tmp_path, backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = f"import os\nos.environ['TMP_DIR'] = {str(tmp_path)!r}\n" + SCRIPT
+    out = run_python(code, cwd=root, backend=backend)
+    assert out.strip().endswith("ok")
