@@ -9,6 +9,7 @@ import numbers
 import warnings
 
 import keras
+import numpy as np
 
 from keras_rnn_plus import activations as _activations
 
@@ -30,8 +31,15 @@ def rate(name, value):
     return float(value)
 
 
+def _is_boolean(value):
+    """True/False, or a NumPy bool or integer 0/1 (as from a NumPy grid)."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    return isinstance(value, numbers.Integral) and value in (0, 1)
+
+
 def boolean(name, value):
-    if not isinstance(value, (bool, int)) or value not in (0, 1):
+    if not _is_boolean(value):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
@@ -51,11 +59,13 @@ def implementation(value):
 
 
 def use_cudnn(value):
-    if not (isinstance(value, bool) or value == "auto"):
+    if isinstance(value, str) and value == "auto":
+        return value
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(
             f"use_cudnn must be one of 'auto', True, False, got {value!r}"
         )
-    return value
+    return bool(value)
 
 
 def seed(value):

@@ -23,6 +23,7 @@ Each variant changes one piece of this (see `LSTMCell.variant_step`):
     num_proj, proj_clip   h(t) = clip((o * act(c(t))) P, -proj_clip, proj_clip)
 """
 
+import math
 import numbers
 
 import keras
@@ -287,6 +288,10 @@ class LSTMCell(GatedCell):
             raise TypeError(
                 f"forget_bias must be a number, got {forget_bias!r}"
             )
+        if not math.isfinite(forget_bias):
+            raise ValueError(
+                f"forget_bias must be a finite number, got {forget_bias!r}"
+            )
         self.forget_bias = float(forget_bias)
         self.cell_clip = _positive_or_none("cell_clip", cell_clip)
         self.proj_clip = _positive_or_none("proj_clip", proj_clip)
@@ -391,6 +396,17 @@ class LSTMCell(GatedCell):
             return z
         return layer_norm(z, self.kernel_norm_gamma, self.kernel_norm_beta)
 
+    @property
+    def _bias_last(self):
+        # Keras's order of sums: in the fused mode `x W + h U`, then the
+        # bias; in the per-gate mode `x W_g + b_g`, then `h U_g` (it shows
+        # under mixed precision). The layer norm adds it last, after both
+        # normalised products are summed.
+        return self.bias is not None and not self.per_gate
+
+    def _input_bias(self):
+        return None if self._bias_last else self.bias
+
     def recurrent_step(self, z, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
         r = self.recurrent_products(h_tm1, training=training)
@@ -404,7 +420,10 @@ class LSTMCell(GatedCell):
             z = ops.split(z, self.num_gates, axis=-1)
             gates = [a + b for a, b in zip(z, r)]
         else:
-            gates = ops.split(z + r, self.num_gates, axis=-1)
+            z = z + r
+            if self._bias_last:
+                z = z + self.bias
+            gates = ops.split(z, self.num_gates, axis=-1)
         if self.is_plain:
             h, c = lstm_gates(
                 gates, c_tm1, self.activation, self.recurrent_activation

@@ -3,6 +3,7 @@ outputs, states, gradients, masking, states, dropout, losses, errors."""
 
 import inspect
 import itertools
+import json
 
 import keras
 import numpy as np
@@ -450,14 +451,32 @@ def test_zero_timesteps_is_a_clear_error():
         krp.LSTM(3)(np.zeros((2, 0, 4), "float32"))
 
 
-def test_mixed_precision_policy_like_keras():
-    keras.mixed_precision.set_global_policy("mixed_float16")
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_mixed_precision_policy_like_keras(policy, implementation):
+    """Under mixed precision every rounding shows: the same sums in the
+    same order as Keras give the same numbers, to the bit."""
+    keras.mixed_precision.set_global_policy(policy)
     try:
         x = random_inputs((3, 6, 4))
-        ref, ours = make_pair(x, return_sequences=True)
+        ref, ours = make_pair(x, return_sequences=True,
+                              implementation=implementation)
         got = ours(x)
-        assert got.dtype == "float16"
-        assert_close(np.asarray(got, "float32"),
-                     np.asarray(ref(x), "float32"), atol=2e-3)
+        assert got.dtype == policy.split("_")[1]
+        np.testing.assert_array_equal(np.asarray(got, "float32"),
+                                      np.asarray(ref(x), "float32"))
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_numpy_booleans_are_read_as_keras_reads_them():
+    """Flags from NumPy (a parameter grid, `np.random.choice`) work as in
+    Keras, and the config holds plain Python booleans."""
+    x = random_inputs((2, 5, 3))
+    flags = dict(return_sequences=np.True_, return_state=np.int64(1),
+                 go_backwards=np.bool_(True), use_bias=np.True_)
+    ref, ours = make_pair(x, **flags)
+    assert_close(ours(x), ref(x))
+    config = ours.get_config()
+    assert all(type(config[k]) is bool for k in flags)
+    json.dumps(config)

@@ -1,7 +1,8 @@
 """Our layers under Keras's other backends (`KERAS_BACKEND=torch` and
 `jax`, each where installed), in a fresh process: outputs, and weights
-after one SGD step (so the gradients), equal Keras's own layers there; a
-variant equals the NumPy reference; a model trains, saves and reloads."""
+after one SGD step (so the gradients), equal Keras's own layers there, a
+stateful layer's included; a variant equals the NumPy reference; a model
+trains, saves and reloads."""
 
 import importlib.util
 import os
@@ -57,6 +58,20 @@ for keras_cls, ours_cls, kwargs, masked in cases:
         m.train_on_batch(inputs, target)
     for w1, w2 in zip(ours.get_weights(), ref.get_weights()):
         np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg=str(kwargs))
+
+# A stateful layer trains (PyTorch's autograd needs its states copied);
+# its first step, from zero states, is Keras's non-stateful layer's.
+ref = model(keras.layers.LSTM(4), False)
+stateful = keras.Sequential([keras.Input((6, 5), batch_size=3),
+                             krp.LSTM(4, stateful=True)])
+stateful.set_weights(ref.get_weights())
+target = rs.standard_normal((3, 4)).astype("f4")
+for m in (ref, stateful):
+    m.compile(keras.optimizers.SGD(1.0), "mse")
+    m.train_on_batch(x, target)
+for w1, w2 in zip(stateful.get_weights(), ref.get_weights()):
+    np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg="stateful")
+stateful.train_on_batch(x, target)  # from the carried states
 
 variant = krp.LSTM(4, use_peepholes=True, cell_clip=0.5, num_proj=3,
                    layer_norm=True, return_sequences=True)

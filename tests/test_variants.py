@@ -460,6 +460,8 @@ def test_config_round_trip(name):
     (dict(cell_clip=-1.0), ValueError, "cell_clip"),
     (dict(cell_clip="big"), TypeError, "cell_clip"),
     (dict(forget_bias="one"), TypeError, "forget_bias"),
+    (dict(forget_bias=float("nan")), ValueError, "forget_bias"),
+    (dict(forget_bias=float("inf")), ValueError, "forget_bias"),
     (dict(use_peepholes="yes"), TypeError, "use_peepholes"),
 ])
 def test_bad_variant_combinations(kwargs, error, words):
