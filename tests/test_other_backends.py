@@ -98,7 +98,8 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("backend", [
+    "torch", pytest.param("jax", marks=pytest.mark.slow)])
 def test_layers_under_another_backend(tmp_path, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
