@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.testing import run_python
+from testing import run_python
 
 SCRIPT = """
 import os
