@@ -249,6 +249,14 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def get_config(self):
         return {**super().get_config(), **self.argument_config()}
 
+    @classmethod
+    def from_config(cls, config):
+        """Also reads Keras 2 (`tf_keras`) cell configs, which carry
+        `implementation` but no `seed` (Keras 3's carry `seed`, ours
+        both): their `"hard_sigmoid"` is read as `"keras2_hard_sigmoid"`."""
+        keras2 = "implementation" in config and "seed" not in config
+        return super().from_config(_keras2_activations(config, keras2))
+
     def argument_config(self):
         """The constructor arguments of this cell (no base-layer keys)."""
         ser = keras.saving.serialize_keras_object
@@ -297,6 +305,12 @@ class RecurrentLayer(keras.layers.RNN):
             kwargs.setdefault("input_shape", tuple(batch_input_shape)[1:])
         super().__init__(cell, **kwargs)
         self.use_cudnn = _args.use_cudnn(use_cudnn)
+        if self.use_cudnn is True and self._cudnn_spec() is None:
+            raise ValueError(
+                "use_cudnn=True, but no cuDNN kernel computes this "
+                f"configuration of {type(self).__name__} (the kernel has "
+                "no LSTM variant); pass use_cudnn='auto' or False"
+            )
         self.input_spec = keras.layers.InputSpec(ndim=3)
         if keras.backend.backend() == "tensorflow" and self._cudnn_possible():
             self.supports_jit = False  # its cuDNN ops cannot be XLA-compiled
@@ -557,17 +571,23 @@ class RecurrentLayer(keras.layers.RNN):
         """Also reads Keras 2 (`tf_keras`) layer configs, which carry
         `time_major`: their `"hard_sigmoid"` is Keras 2's, so it is read as
         `"keras2_hard_sigmoid"` (with a warning) to keep the numbers."""
-        config = dict(config)
-        if "time_major" in config:
-            for key in ("activation", "recurrent_activation"):
-                if config.get(key) == "hard_sigmoid":
-                    warnings.warn(
-                        f"Keras 2 config: {key}='hard_sigmoid' read as "
-                        "'keras2_hard_sigmoid' (Keras 2's formula)",
-                        stacklevel=2,
-                    )
-                    config[key] = "keras2_hard_sigmoid"
-        return cls(**config)
+        # Not `keras.layers.RNN.from_config`: our configs hold no `cell`.
+        return cls(**_keras2_activations(config, "time_major" in config))
+
+
+def _keras2_activations(config, from_keras2):
+    """A copy of `config`; in a Keras 2 config, `"hard_sigmoid"` (Keras 2's
+    formula) becomes `"keras2_hard_sigmoid"`, with a warning."""
+    config = dict(config)
+    for key in ("activation", "recurrent_activation"):
+        if from_keras2 and config.get(key) == "hard_sigmoid":
+            warnings.warn(
+                f"Keras 2 config: {key}='hard_sigmoid' read as "
+                "'keras2_hard_sigmoid' (Keras 2's formula)",
+                stacklevel=3,
+            )
+            config[key] = "keras2_hard_sigmoid"
+    return config
 
 
 _CELL_ATTRIBUTES = frozenset(

@@ -559,7 +559,8 @@ class LSTM(RecurrentLayer):
             timestep (the states are carried over). Masks from `Masking` or
             `Embedding(mask_zero=True)` are used automatically.
         training: Python boolean, whether dropout applies.
-        initial_state: Optional list `[h, c]` of two tensors
+        initial_state: Optional list `[h, c]` of two tensors: `h`
+            `(batch, units)` (`(batch, num_proj)` with a projection), `c`
             `(batch, units)`; zeros by default.
 
     Input shape:
@@ -677,15 +678,18 @@ class _Keras2PeepholeDefaults:
     def __init__(
         self,
         units,
-        *,
+        activation="tanh",
         recurrent_activation="keras2_hard_sigmoid",
+        *args,  # the parent's positional arguments, in its order
         implementation=1,
         use_peepholes=True,
         **kwargs,
     ):
         super().__init__(
             units,
-            recurrent_activation=recurrent_activation,
+            activation,
+            recurrent_activation,
+            *args,
             implementation=implementation,
             use_peepholes=use_peepholes,
             **kwargs,
@@ -701,7 +705,8 @@ class PeepholeLSTMCell(_Keras2PeepholeDefaults, LSTMCell):
     `input_gate_peephole_weights`, `forget_gate_peephole_weights`,
     `output_gate_peephole_weights`) and, like it, the defaults
     `recurrent_activation="keras2_hard_sigmoid"` (Keras 2's hard sigmoid)
-    and `implementation=1`. Every other argument is `LSTMCell`'s, by
+    and `implementation=1`. Every other argument is `LSTMCell`'s, in its
+    positional order (as Keras 2's, up to `recurrent_dropout`) or by
     keyword (`use_peepholes=True` here).
 
     Example:
@@ -720,7 +725,8 @@ class PeepholeLSTM(_Keras2PeepholeDefaults, LSTM):
 
     Defaults as Keras 2's `PeepholeLSTMCell`:
     `recurrent_activation="keras2_hard_sigmoid"`, `implementation=1`,
-    `use_peepholes=True`; every other argument is `LSTM`'s, by keyword.
+    `use_peepholes=True`; every other argument is `LSTM`'s, in its
+    positional order or by keyword.
 
     Example:
 

@@ -8,7 +8,6 @@ import importlib.util
 import os
 
 import pytest
-
 from testing import run_python
 
 SCRIPT = """

@@ -264,3 +264,27 @@ def test_keras2_layer_config_time_major_true_is_rejected():
     config = tf_keras.layers.LSTM(UNITS).get_config()
     with pytest.raises(ValueError, match="time_major"):
         krp.LSTM.from_config({**config, "time_major": True})
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", ["LSTMCell", "GRUCell"])
+def test_keras2_cell_config_keeps_keras2_numbers(name):
+    """A Keras 2 cell config (`implementation`, no `seed`) writes
+    `"hard_sigmoid"`, Keras 2's formula: the cell built from it, with the
+    Keras 2 cell's weights, gives Keras 2's numbers inside an RNN."""
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=12)
+    legacy_cell = getattr(tf_keras.layers, name)(
+        UNITS, recurrent_activation="hard_sigmoid")
+    legacy = tf_keras.layers.RNN(legacy_cell, return_sequences=True)
+    legacy(x)
+    with pytest.warns(UserWarning, match="keras2_hard_sigmoid"):
+        cell = getattr(krp, name).from_config(legacy_cell.get_config())
+    layer = keras.layers.RNN(cell, return_sequences=True)
+    layer.build((None, None, FEATURES))
+    layer.set_weights(legacy.get_weights())
+    assert_close(layer(x), legacy(x), atol=1e-6)
+    # Keras 3's configs (which carry `seed`) keep Keras 3's hard sigmoid.
+    keras3 = getattr(keras.layers, name)(UNITS,
+                                         recurrent_activation="hard_sigmoid")
+    ours = getattr(krp, name).from_config(keras3.get_config())
+    assert ours.get_config()["recurrent_activation"] == "hard_sigmoid"

@@ -170,6 +170,23 @@ def test_peephole_cell_equals_keras2_peephole_cell(kwargs):
         assert_close(ours(x), theirs(x))
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_peephole_classes_take_keras2_positional_arguments():
+    """Keras 2's `PeepholeLSTMCell(units, activation, recurrent_activation,
+    use_bias, ...)`, positionally, and the same call on ours."""
+    recurrent = _keras2()
+    args = (UNITS, "relu", "sigmoid", False)
+    x = random_inputs((3, 6, 5))
+    theirs = recurrent.RNN(recurrent.PeepholeLSTMCell(*args))
+    theirs(x)
+    for ours in (keras.layers.RNN(krp.PeepholeLSTMCell(*args)),
+                 krp.PeepholeLSTM(*args)):
+        ours(x)
+        assert ours.cell.use_peepholes and ours.cell.bias is None
+        ours.set_weights(theirs.get_weights())
+        assert_close(ours(x), theirs(x))
+
+
 TF1_CONFIGS = [
     dict(use_peepholes=True),
     dict(cell_clip=0.3, forget_bias=1.0),
@@ -469,6 +486,14 @@ def test_bad_variant_combinations(kwargs, error, words):
         krp.LSTM(UNITS, **kwargs)
     with pytest.raises(error, match=words):
         krp.LSTMCell(UNITS, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["peepholes", "projection", "layer_norm"])
+def test_use_cudnn_true_with_a_variant_fails_at_construction(name):
+    # The cuDNN kernel computes the plain LSTM only: no device can run it.
+    with pytest.raises(ValueError, match="use_cudnn"):
+        krp.LSTM(UNITS, use_cudnn=True, **VARIANTS[name])
+    krp.LSTM(UNITS, use_cudnn=True)  # plain: decided at call, as Keras
 
 
 def test_variants_positional_arguments_are_rejected():
