@@ -200,7 +200,11 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             )
         z = self._normalize_input_product(z)
         bias = self._input_bias()
-        return z if bias is None else z + bias
+        if bias is None:
+            return z
+        # As Keras: one `BiasAdd` in the fused mode (its gradient sums in
+        # float32 under mixed precision), a plain sum per gate.
+        return z + bias if self.per_gate else ops.add(z, bias)
 
     def _normalize_input_product(self, z):
         """Hook for variants that transform `x @ kernel` before the bias."""
@@ -251,11 +255,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     @classmethod
     def from_config(cls, config):
-        """Also reads Keras 2 (`tf_keras`) cell configs, which carry
-        `implementation` but no `seed` (Keras 3's carry `seed`, ours
-        both): their `"hard_sigmoid"` is read as `"keras2_hard_sigmoid"`."""
-        keras2 = "implementation" in config and "seed" not in config
-        return super().from_config(_keras2_activations(config, keras2))
+        """Also reads Keras 2 cell configs (see `_keras2_activations`)."""
+        return super().from_config(_keras2_activations(config))
 
     def argument_config(self):
         """The constructor arguments of this cell (no base-layer keys)."""
@@ -327,6 +328,13 @@ class RecurrentLayer(keras.layers.RNN):
                 f"{type(self).__name__} got a sequence with 0 timesteps "
                 f"(input shape {sequences_shape}); at least one is needed"
             )
+        if initial_state_shape is not None:  # symbolic states: check now
+            shapes = initial_state_shape
+            if not shapes or not isinstance(shapes[0], (list, tuple)):
+                shapes = [shapes]
+            self._check_state_shapes(
+                [tuple(s) for s in shapes], sequences_shape[0]
+            )
         super().build(sequences_shape, initial_state_shape)
         self.input_spec = keras.layers.InputSpec(
             ndim=3, axes={-1: sequences_shape[-1]}
@@ -340,16 +348,21 @@ class RecurrentLayer(keras.layers.RNN):
             if isinstance(initial_state, (list, tuple))
             else [initial_state]
         )
+        self._check_state_shapes(
+            [tuple(getattr(s, "shape", ops.shape(s))) for s in states],
+            sequences.shape[0],
+        )
+        return states
+
+    def _check_state_shapes(self, shapes, batch):
         sizes = self.state_size
-        if len(states) != len(sizes):
+        if len(shapes) != len(sizes):
             raise ValueError(
                 f"initial_state of {type(self).__name__} must be a list of "
                 f"{len(sizes)} tensors of shapes "
-                f"{[('batch', s) for s in sizes]}, got {len(states)} tensors"
+                f"{[('batch', s) for s in sizes]}, got {len(shapes)} tensors"
             )
-        batch = sequences.shape[0]
-        for i, (s, size) in enumerate(zip(states, sizes)):
-            shape = tuple(getattr(s, "shape", ops.shape(s)))
+        for i, (shape, size) in enumerate(zip(shapes, sizes)):
             ok = len(shape) == 2 and shape[1] in (None, size)
             ok = ok and (batch is None or shape[0] in (None, batch))
             if not ok:
@@ -357,7 +370,6 @@ class RecurrentLayer(keras.layers.RNN):
                     f"initial_state[{i}] of {type(self).__name__} must have "
                     f"shape (batch, {size}) = ({batch}, {size}), got {shape}"
                 )
-        return states
 
     def _checked_mask(self, mask, sequences):
         """The mask as `(batch, timesteps)`; `(batch, timesteps, 1)` is
@@ -568,19 +580,23 @@ class RecurrentLayer(keras.layers.RNN):
 
     @classmethod
     def from_config(cls, config):
-        """Also reads Keras 2 (`tf_keras`) layer configs, which carry
-        `time_major`: their `"hard_sigmoid"` is Keras 2's, so it is read as
-        `"keras2_hard_sigmoid"` (with a warning) to keep the numbers."""
+        """Also reads Keras 2 layer configs (see `_keras2_activations`)."""
         # Not `keras.layers.RNN.from_config`: our configs hold no `cell`.
-        return cls(**_keras2_activations(config, "time_major" in config))
+        return cls(**_keras2_activations(config))
 
 
-def _keras2_activations(config, from_keras2):
-    """A copy of `config`; in a Keras 2 config, `"hard_sigmoid"` (Keras 2's
-    formula) becomes `"keras2_hard_sigmoid"`, with a warning."""
+def _keras2_activations(config):
+    """A copy of `config`. A Keras 2 config (`time_major`, which `tf_keras`
+    layers write; or `implementation` without `seed`, as every Keras 2
+    layer and cell wrote it, where Keras 3 writes `seed` and we write
+    both) means Keras 2's `"hard_sigmoid"`: it becomes
+    `"keras2_hard_sigmoid"`, with a warning, to keep the numbers."""
     config = dict(config)
+    keras2 = "time_major" in config or (
+        "implementation" in config and "seed" not in config
+    )
     for key in ("activation", "recurrent_activation"):
-        if from_keras2 and config.get(key) == "hard_sigmoid":
+        if keras2 and config.get(key) == "hard_sigmoid":
             warnings.warn(
                 f"Keras 2 config: {key}='hard_sigmoid' read as "
                 "'keras2_hard_sigmoid' (Keras 2's formula)",

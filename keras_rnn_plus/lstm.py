@@ -422,7 +422,7 @@ class LSTMCell(GatedCell):
         else:
             z = z + r
             if self._bias_last:
-                z = z + self.bias
+                z = ops.add(z, self.bias)  # `BiasAdd`, as Keras
             gates = ops.split(z, self.num_gates, axis=-1)
         if self.is_plain:
             h, c = lstm_gates(

@@ -427,6 +427,17 @@ def test_wrong_initial_states(states, words):
         krp.LSTM(3)(np.zeros((2, 5, 4), "float32"), initial_state=states())
 
 
+@pytest.mark.parametrize("widths, words", [
+    ((3,), "2 tensors"), ((4, 3), r"initial_state\[0\]"),
+    ((3, 2), r"initial_state\[1\]"),
+])
+def test_wrong_symbolic_initial_states_fail_when_the_model_is_built(
+        widths, words):
+    states = [keras.Input((w,)) for w in widths]
+    with pytest.raises(ValueError, match=words):
+        krp.LSTM(3)(keras.Input((5, 4)), initial_state=states)
+
+
 @pytest.mark.parametrize("shape", [(2, 4), (3, 5), (2, 5, 2), (2,)])
 def test_mask_of_wrong_shape(shape):
     x = np.zeros((2, 5, 4), "float32")
@@ -465,6 +476,20 @@ def test_mixed_precision_policy_like_keras(policy, implementation):
         assert got.dtype == policy.split("_")[1]
         np.testing.assert_array_equal(np.asarray(got, "float32"),
                                       np.asarray(ref(x), "float32"))
+        # The gradients too, the bias's included (Keras's fused mode adds
+        # it with `BiasAdd`, whose gradient sums in float32).
+        g_ours, g_ref = [
+            [np.asarray(g, "float32") for g in gradients(layer, x)]
+            for layer in (ours, ref)
+        ]
+        for a, b in zip(g_ours[1:], g_ref[1:]):  # the weights': to the bit
+            np.testing.assert_array_equal(a, b)
+        # The inputs' gradient sums the gates' contributions; in the
+        # per-gate mode the order of that sum differs (a rounding step).
+        ulp = 2.0 ** (-7 if policy == "mixed_bfloat16" else -10)
+        np.testing.assert_allclose(
+            g_ours[0], g_ref[0], rtol=0,
+            atol=0 if implementation == 2 else 2 * ulp * abs(g_ref[0]).max())
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

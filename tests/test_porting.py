@@ -288,3 +288,21 @@ def test_keras2_cell_config_keeps_keras2_numbers(name):
                                          recurrent_activation="hard_sigmoid")
     ours = getattr(krp, name).from_config(keras3.get_config())
     assert ours.get_config()["recurrent_activation"] == "hard_sigmoid"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_keras20_layer_config_without_time_major_keeps_keras2_numbers():
+    """Keras 2.0's layer configs had no `time_major` (and `implementation`
+    could be 0): `implementation` without `seed` marks them too."""
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=13)
+    legacy = tf_keras.layers.LSTM(UNITS, recurrent_activation="hard_sigmoid")
+    expected = legacy(x)
+    config = legacy.get_config()
+    del config["time_major"]
+    config["implementation"] = 0
+    with pytest.warns(UserWarning, match="keras2_hard_sigmoid"):
+        ours = krp.LSTM.from_config(config)
+    ours(x)
+    ours.set_weights(legacy.get_weights())
+    assert ours.implementation == 1
+    assert_close(ours(x), expected, atol=1e-6)
