@@ -12,6 +12,7 @@ import tensorflow as tf
 from testing import (
     GRAD_ATOL,
     assert_close,
+    check_mixed_precision_like_keras,
     copied_pair,
     gradients,
     random_inputs,
@@ -465,33 +466,10 @@ def test_zero_timesteps_is_a_clear_error():
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 @pytest.mark.parametrize("implementation", [1, 2])
 def test_mixed_precision_policy_like_keras(policy, implementation):
-    """Under mixed precision every rounding shows: the same sums in the
-    same order as Keras give the same numbers, to the bit."""
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        x = random_inputs((3, 6, 4))
-        ref, ours = make_pair(x, return_sequences=True,
-                              implementation=implementation)
-        got = ours(x)
-        assert got.dtype == policy.split("_")[1]
-        np.testing.assert_array_equal(np.asarray(got, "float32"),
-                                      np.asarray(ref(x), "float32"))
-        # The gradients too, the bias's included (Keras's fused mode adds
-        # it with `BiasAdd`, whose gradient sums in float32).
-        g_ours, g_ref = [
-            [np.asarray(g, "float32") for g in gradients(layer, x)]
-            for layer in (ours, ref)
-        ]
-        for a, b in zip(g_ours[1:], g_ref[1:]):  # the weights': to the bit
-            np.testing.assert_array_equal(a, b)
-        # The inputs' gradient sums the gates' contributions; in the
-        # per-gate mode the order of that sum differs (a rounding step).
-        ulp = 2.0 ** (-7 if policy == "mixed_bfloat16" else -10)
-        np.testing.assert_allclose(
-            g_ours[0], g_ref[0], rtol=0,
-            atol=0 if implementation == 2 else 2 * ulp * abs(g_ref[0]).max())
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    """The same sums in the same order as Keras: the same numbers, to the
+    bit (Keras's fused mode adds the bias with `BiasAdd`, whose gradient
+    sums in float32)."""
+    check_mixed_precision_like_keras(make_pair, policy, implementation)
 
 
 def test_numpy_booleans_are_read_as_keras_reads_them():

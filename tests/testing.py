@@ -81,3 +81,32 @@ __all__ = [
     "ATOL", "GRAD_ATOL", "random_inputs", "as_list", "assert_close",
     "copied_pair", "randomize_weights", "gradients", "run_python", "keras",
 ]
+
+
+def check_mixed_precision_like_keras(make_pair, policy, implementation,
+                                     **kwargs):
+    """Under a mixed policy every rounding shows: outputs and weight
+    gradients equal Keras's to the bit; so does the inputs' gradient in
+    the fused mode (in the per-gate mode the order of the gates' sum in it
+    differs, a rounding step)."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        x = random_inputs((3, 6, 4))
+        ref, ours = make_pair(x, return_sequences=True,
+                              implementation=implementation, **kwargs)
+        got = ours(x)
+        assert got.dtype == policy.split("_")[1]
+        np.testing.assert_array_equal(np.asarray(got, "float32"),
+                                      np.asarray(ref(x), "float32"))
+        g_ours, g_ref = [
+            [np.asarray(g, "float32") for g in gradients(layer, x)]
+            for layer in (ours, ref)
+        ]
+        for a, b in zip(g_ours[1:], g_ref[1:]):
+            np.testing.assert_array_equal(a, b)
+        ulp = 2.0 ** (-7 if policy == "mixed_bfloat16" else -10)
+        np.testing.assert_allclose(
+            g_ours[0], g_ref[0], rtol=0,
+            atol=0 if implementation == 2 else 2 * ulp * abs(g_ref[0]).max())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
