@@ -60,12 +60,20 @@ def _keras_exporter_codes():
     return _KERAS_EXPORTERS
 
 
+def _torch_compiling():
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.compiler.is_compiling()
+
+
 def target_format():
     """The format being exported: `export`'s, else that of a Keras
     exporter (`model.export(..., format=...)`) on the call stack."""
     fmt = exporting_format()
-    if fmt is not None:
-        return fmt
+    if fmt is not None or _torch_compiling():
+        return fmt  # `torch.compile` cannot trace the walk up the stack
     codes = _keras_exporter_codes()
     frame = sys._getframe(1)
     while frame is not None:
