@@ -1,8 +1,9 @@
 """Our layers under Keras's other backends (`KERAS_BACKEND=torch` and
 `jax`, each where installed), in a fresh process: outputs, and weights
 after one SGD step (so the gradients), equal Keras's own layers there, a
-stateful layer's included, and compiled (`jit_compile=True`); a variant
-equals the NumPy reference; a model trains, saves and reloads."""
+stateful layer's included, and compiled (`jit_compile=True`, with the slow
+tests); a variant equals the NumPy reference; a model trains, saves and
+reloads."""
 
 import importlib.util
 import os
@@ -84,18 +85,6 @@ want, _, _ = reference.lstm(x, names, peepholes=True, cell_clip=0.5,
 got = keras.ops.convert_to_numpy(variant(x))
 np.testing.assert_allclose(got, want, atol=1e-5)
 
-# Compiled (`torch.compile`, XLA): the same as Keras's layers compiled.
-for keras_cls, ours_cls in ((keras.layers.LSTM, krp.LSTM),
-                            (keras.layers.GRU, krp.GRU)):
-    ref, ours = model(keras_cls(4), False), model(ours_cls(4), False)
-    ours.set_weights(ref.get_weights())
-    target = rs.standard_normal((3, 4)).astype("f4")
-    for m in (ref, ours):
-        m.compile(keras.optimizers.SGD(1.0), "mse", jit_compile=True)
-        m.train_on_batch(x, target)
-    np.testing.assert_allclose(ours.predict(x, verbose=0),
-                               ref.predict(x, verbose=0), atol=1e-5)
-
 net = keras.Sequential([keras.Input((6, 5)), krp.LSTM(4, use_peepholes=True),
                         keras.layers.Dense(1)])
 net.compile("adam", "mse")
@@ -109,12 +98,38 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("backend", [
-    "torch", pytest.param("jax", marks=pytest.mark.slow)])
-def test_layers_under_another_backend(tmp_path, backend):
+COMPILED = SCRIPT[: SCRIPT.index("cases = [")] + """
+# Compiled (`torch.compile`, XLA): the same as Keras's layers compiled.
+for keras_cls, ours_cls in ((keras.layers.LSTM, krp.LSTM),
+                            (keras.layers.GRU, krp.GRU)):
+    ref, ours = model(keras_cls(4), False), model(ours_cls(4), False)
+    ours.set_weights(ref.get_weights())
+    target = rs.standard_normal((3, 4)).astype("f4")
+    for m in (ref, ours):
+        m.compile(keras.optimizers.SGD(1.0), "mse", jit_compile=True)
+        m.train_on_batch(x, target)
+    np.testing.assert_allclose(ours.predict(x, verbose=0),
+                               ref.predict(x, verbose=0), atol=1e-5)
+print("ok")
+"""
+
+
+def _run(tmp_path, backend, script):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = f"import os\nos.environ['TMP_DIR'] = {str(tmp_path)!r}\n" + SCRIPT
+    code = f"import os\nos.environ['TMP_DIR'] = {str(tmp_path)!r}\n" + script
     out = run_python(code, cwd=root, backend=backend)
     assert out.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("backend", [
+    "torch", pytest.param("jax", marks=pytest.mark.slow)])
+def test_layers_under_another_backend(tmp_path, backend):
+    _run(tmp_path, backend, SCRIPT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_compiled_models_under_another_backend(tmp_path, backend):
+    _run(tmp_path, backend, COMPILED)
