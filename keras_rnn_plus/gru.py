@@ -426,7 +426,6 @@ class GRU(RecurrentLayer):
         bias_constraint=None,
         dropout=0.0,
         recurrent_dropout=0.0,
-        implementation=2,
         seed=None,
         return_sequences=False,
         return_state=False,
@@ -435,6 +434,7 @@ class GRU(RecurrentLayer):
         unroll=False,
         reset_after=True,
         use_cudnn="auto",
+        implementation=2,
         **kwargs,
     ):
         cell = GRUCell(
