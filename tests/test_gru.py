@@ -52,11 +52,9 @@ def check_parity(ref, ours, x, grad_rtol=1e-6, **call_kwargs):
 def test_layer_signature_order_and_keras_defaults():
     """Keras's GRU order, then `implementation` before **kwargs: a
     positional call written for keras.layers.GRU means the same here."""
-    ours = list(inspect.signature(krp.GRU).parameters)
-    theirs = list(inspect.signature(keras.layers.GRU).parameters)
-    assert ours == theirs[:-1] + ["implementation", "kwargs"]
     ours = inspect.signature(krp.GRU).parameters
     theirs = inspect.signature(keras.layers.GRU).parameters
+    assert list(ours) == list(theirs)[:-1] + ["implementation", "kwargs"]
     for name, p in theirs.items():
         assert ours[name].default == p.default, name
     assert ours["implementation"].default == 2

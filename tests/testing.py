@@ -77,12 +77,6 @@ def run_python(code, cwd=None, timeout=300, backend="tensorflow"):
     return proc.stdout
 
 
-__all__ = [
-    "ATOL", "GRAD_ATOL", "random_inputs", "as_list", "assert_close",
-    "copied_pair", "randomize_weights", "gradients", "run_python", "keras",
-]
-
-
 def check_mixed_precision_like_keras(make_pair, policy, implementation,
                                      **kwargs):
     """Under a mixed policy every rounding shows: outputs and weight
@@ -110,3 +104,10 @@ def check_mixed_precision_like_keras(make_pair, policy, implementation,
             atol=0 if implementation == 2 else 2 * ulp * abs(g_ref[0]).max())
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+__all__ = [
+    "ATOL", "GRAD_ATOL", "random_inputs", "as_list", "assert_close",
+    "copied_pair", "randomize_weights", "gradients", "run_python",
+    "check_mixed_precision_like_keras", "keras",
+]
