@@ -273,8 +273,9 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     Needs the exporters: `pip install "keras_rnn_plus[export]"`.
 
     Args:
-        model: A built Keras model (called once, or with a known input
-            shape).
+        model: A Keras model that has been called once (Keras's ONNX
+            exporter refuses a model never called, even one built on
+            `keras.Input`; for LiteRT a known input shape is enough).
         filepath: Where to write: a `.onnx` file, or a `.tflite` file.
         format: `"onnx"` or `"litert"`.
         verbose: Print Keras's export messages.

@@ -23,6 +23,7 @@ Each variant changes one piece of this (see `LSTMCell.variant_step`):
     num_proj, proj_clip   h(t) = clip((o * act(c(t))) P, -proj_clip, proj_clip)
 """
 
+import inspect
 import math
 import numbers
 
@@ -105,7 +106,8 @@ _VARIANTS_DOC = """
             forget gates see `c(t-1)`, the output gate the new `c(t)`,
             through diagonal weights `input_gate_peephole_weights`,
             `forget_gate_peephole_weights`, `output_gate_peephole_weights`,
-            each `(units,)`. Default: `False`.
+            each `(units,)` (with CIFG or without a forget gate there are
+            no forget-gate peephole weights). Default: `False`.
         forget_bias: Keyword-only float added to the forget gate's
             pre-activation at run time, as TF1's `LSTMCell`. Default: 0.
         cell_clip: Keyword-only positive float or `None`: `c(t)` is clipped
@@ -136,11 +138,14 @@ _VARIANTS_DOC = """
             `c` itself is not normalised. Epsilon 1e-3. Default: `False`.
 
     Weights, in `get_weights()` order: `kernel`, `recurrent_kernel`, `bias`,
-    then the peephole weights of i, f, o, then `projection_kernel`, then the
-    layer-norm weights. Any combination of the variants works, except
-    `coupled_input_forget` with `use_forget_gate=False` (CIFG derives `f`
-    from `i`), a nonzero `forget_bias` without a forget gate, and
-    `proj_clip` without `num_proj`: these raise `ValueError`."""
+    then the peephole weights of i, f, o (i, o where the forget gate has no
+    weights), then `projection_kernel`, then the layer-norm weights
+    (`kernel_norm_gamma`, `kernel_norm_beta`, `recurrent_norm_gamma`,
+    `recurrent_norm_beta`, `cell_norm_gamma`, `cell_norm_beta`). Any
+    combination of the variants works, except `coupled_input_forget` with
+    `use_forget_gate=False` (CIFG derives `f` from `i`), a nonzero
+    `forget_bias` without a forget gate, and `proj_clip` without
+    `num_proj`: these raise `ValueError`."""
 
 
 def lstm_gates(z, c_tm1, activation, recurrent_activation):
@@ -681,19 +686,14 @@ class _Keras2PeepholeDefaults:
         activation="tanh",
         recurrent_activation="keras2_hard_sigmoid",
         *args,  # the parent's positional arguments, in its order
-        implementation=1,
-        use_peepholes=True,
         **kwargs,
     ):
-        super().__init__(
-            units,
-            activation,
-            recurrent_activation,
-            *args,
-            implementation=implementation,
-            use_peepholes=use_peepholes,
-            **kwargs,
-        )
+        parent_init = super().__init__
+        positional = list(inspect.signature(parent_init).parameters)
+        if len(args) < positional.index("implementation") - 2:
+            kwargs.setdefault("implementation", 1)  # not given by position
+        kwargs.setdefault("use_peepholes", True)
+        parent_init(units, activation, recurrent_activation, *args, **kwargs)
 
 
 @SERIALIZABLE

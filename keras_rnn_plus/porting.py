@@ -14,6 +14,20 @@ def _reorder(matrix, order, units):
     return np.concatenate([blocks[k] for k in order], axis=-1)
 
 
+def _array(name, value, shape):
+    """`value` as an array of `shape` (`None`: any size on that axis)."""
+    array = np.asarray(value)
+    if array.ndim != len(shape) or any(
+        want is not None and got != want
+        for got, want in zip(array.shape, shape)
+    ):
+        expected = tuple("any" if n is None else n for n in shape)
+        raise ValueError(
+            f"{name} must have shape {expected}; got {array.shape}"
+        )
+    return array
+
+
 def from_tf1_lstm_cell(
     kernel,
     bias,
@@ -51,16 +65,23 @@ def from_tf1_lstm_cell(
     >>> [a.shape for a in w]
     [(3, 8), (2, 8), (8,)]
     """
-    kernel, bias = np.asarray(kernel), np.asarray(bias)
-    if kernel.ndim != 2 or bias.ndim != 1 or bias.shape[0] % 4:
-        raise ValueError(
-            "kernel must be (input_dim + h_dim, 4 * units) and bias "
-            f"(4 * units,); got {kernel.shape} and {bias.shape}"
-        )
+    bias = _array("bias", bias, (None,))
+    if bias.shape[0] % 4:
+        raise ValueError(f"bias must be (4 * units,); got {bias.shape}")
     units = bias.shape[0] // 4
-    h_dim = units if projection_kernel is None else np.shape(
-        projection_kernel)[1]
+    h_dim = units
+    if projection_kernel is not None:
+        projection_kernel = _array(
+            "projection_kernel", projection_kernel, (units, None)
+        )
+        h_dim = projection_kernel.shape[1]
+    kernel = _array("kernel", kernel, (None, 4 * units))
     input_dim = kernel.shape[0] - h_dim
+    if input_dim < 1:
+        raise ValueError(
+            f"kernel must be (input_dim + {h_dim}, {4 * units}) for "
+            f"{units} units and h of {h_dim}; got {kernel.shape}"
+        )
     order = (0, 2, 1, 3)  # TF1 i, j, f, o -> Keras i, f, c(j), o
     weights = [
         _reorder(kernel[:input_dim], order, units),
@@ -71,9 +92,12 @@ def from_tf1_lstm_cell(
     if any(p is not None for p in peepholes):
         if any(p is None for p in peepholes):
             raise ValueError("give all three of w_i_diag, w_f_diag, w_o_diag")
-        weights += [np.asarray(p) for p in peepholes]
+        weights += [
+            _array(name, p, (units,))
+            for name, p in zip(("w_i_diag", "w_f_diag", "w_o_diag"), peepholes)
+        ]
     if projection_kernel is not None:
-        weights.append(np.asarray(projection_kernel))
+        weights.append(projection_kernel)
     return weights
 
 
@@ -96,9 +120,20 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     >>> [a.shape for a in w]
     [(3, 8), (2, 8), (8,)]
     """
-    weights = [np.asarray(weight_ih).T, np.asarray(weight_hh).T]
+    weight_ih = _array("weight_ih", weight_ih, (None, None))
+    gates = weight_ih.shape[0]
+    if gates % 4:
+        raise ValueError(
+            f"weight_ih must be (4 * units, input_dim); got {weight_ih.shape}"
+        )
+    h_dim = gates // 4 if weight_hr is None else np.shape(weight_hr)[0]
+    weight_hh = _array("weight_hh", weight_hh, (gates, h_dim))
+    weights = [weight_ih.T, weight_hh.T]
+    if (bias_ih is None) != (bias_hh is None):
+        raise ValueError("give both bias_ih and bias_hh, or neither")
     if bias_ih is not None:
-        weights.append(np.asarray(bias_ih) + np.asarray(bias_hh))
+        weights.append(_array("bias_ih", bias_ih, (gates,))
+                       + _array("bias_hh", bias_hh, (gates,)))
     if weight_hr is not None:
-        weights.append(np.asarray(weight_hr).T)
+        weights.append(_array("weight_hr", weight_hr, (h_dim, gates // 4)).T)
     return weights

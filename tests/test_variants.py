@@ -3,6 +3,7 @@ the papers, Keras 2's PeepholeLSTMCell, TF1's LSTMCell, PyTorch's
 nn.LSTM(proj_size=...), ONNX's LSTM op in ONNX Runtime (peepholes, CIFG),
 and reductions to keras.layers.LSTM."""
 
+import inspect
 import json
 
 import keras
@@ -171,6 +172,34 @@ def test_peephole_cell_equals_keras2_peephole_cell(kwargs):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+def test_keras2_peephole_model_file_weights_load(tmp_path, monkeypatch):
+    """A whole Keras 2 `.h5` model with `RNN(PeepholeLSTMCell)`: rebuilt
+    with `krp.PeepholeLSTM`, `load_weights` on that file gives its
+    numbers (the README's way, as Keras 3's `RNN` rejects the file's
+    config)."""
+    recurrent = _keras2()
+    import tensorflow.python.keras as keras2
+
+    # The bundled Keras 2 writes its version into the file; it has none.
+    monkeypatch.setattr(keras2, "__version__", "2.15.0", raising=False)
+    x = random_inputs((3, 6, 5))
+    inputs = keras2.Input((6, 5))
+    hidden = recurrent.RNN(recurrent.PeepholeLSTMCell(UNITS),
+                           return_sequences=True)(inputs)
+    theirs = keras2.Model(inputs, keras2.layers.Dense(2)(hidden))
+    rs = np.random.RandomState(3)
+    theirs.set_weights([0.5 * rs.standard_normal(w.shape)
+                        for w in theirs.get_weights()])
+    path = str(tmp_path / "keras2_peephole_model.h5")
+    theirs.save(path)
+    ours = keras.Sequential([
+        keras.Input((6, 5)), krp.PeepholeLSTM(UNITS, return_sequences=True),
+        keras.layers.Dense(2)])
+    ours.load_weights(path)
+    assert_close(ours.predict(x, verbose=0), theirs(x).numpy())
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_peephole_classes_take_keras2_positional_arguments():
     """Keras 2's `PeepholeLSTMCell(units, activation, recurrent_activation,
     use_bias, ...)`, positionally, and the same call on ours."""
@@ -186,6 +215,25 @@ def test_peephole_classes_take_keras2_positional_arguments():
         ours.set_weights(theirs.get_weights())
         assert_close(ours(x), theirs(x))
 
+
+@pytest.mark.parametrize("peephole_cls, plain_cls", [
+    (krp.PeepholeLSTM, krp.LSTM), (krp.PeepholeLSTMCell, krp.LSTMCell)])
+def test_peephole_classes_take_every_argument_by_position(peephole_cls,
+                                                          plain_cls):
+    """Past Keras 2's arguments too: `implementation` and what follows it
+    land where the plain class's signature puts them."""
+    parameters = inspect.signature(plain_cls).parameters
+    names = [n for n, p in parameters.items()
+             if p.kind == p.POSITIONAL_OR_KEYWORD]
+    names = names[:names.index("implementation") + 2]
+    given = {"units": 3, "dropout": 0.25, "seed": 7, "implementation": 2,
+             "return_sequences": True}
+    config = peephole_cls(
+        *[given.get(n, parameters[n].default) for n in names]).get_config()
+    for name, value in given.items():
+        if name in names:
+            assert config[name] == value, name
+    assert config["use_peepholes"] is True
 
 TF1_CONFIGS = [
     dict(use_peepholes=True),
@@ -243,6 +291,30 @@ def test_matches_torch_lstm_with_projection(proj_size):
         p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
         p["bias_hh_l0"], p.get("weight_hr_l0")))
     assert_close(ours(x), [seq.numpy(), h[0].numpy(), c[0].numpy()])
+
+
+@pytest.mark.parametrize("convert, kwargs, argument", [
+    # 4 units' kernel, 3 units' bias
+    (from_tf1_lstm_cell, dict(kernel=np.zeros((7, 16)), bias=np.zeros(12)),
+     "kernel"),
+    (from_tf1_lstm_cell, dict(kernel=np.zeros((5, 16)), bias=np.zeros(16),
+                              projection_kernel=np.zeros((5, 2))),
+     "projection_kernel"),
+    (from_tf1_lstm_cell, dict(kernel=np.zeros((7, 16)), bias=np.zeros(16),
+                              w_i_diag=np.zeros(4), w_f_diag=np.zeros(3),
+                              w_o_diag=np.zeros(4)), "w_f_diag"),
+    (from_torch_lstm, dict(weight_ih=np.zeros((16, 3)),
+                           weight_hh=np.zeros((12, 4))), "weight_hh"),
+    (from_torch_lstm, dict(weight_ih=np.zeros((16, 3)),
+                           weight_hh=np.zeros((16, 4)),
+                           bias_ih=np.zeros(16)), "bias_hh"),
+    (from_torch_lstm, dict(weight_ih=np.zeros((16, 3)),
+                           weight_hh=np.zeros((16, 2)),
+                           weight_hr=np.zeros((2, 5))), "weight_hr"),
+])
+def test_converters_reject_inconsistent_shapes(convert, kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        convert(**kwargs)
 
 
 def _onnx_runtime_lstm(x, weights, units, cifg, initial_state):
