@@ -305,6 +305,11 @@ class RecurrentLayer(keras.layers.RNN):
         if batch_input_shape is not None:
             kwargs.setdefault("input_shape", tuple(batch_input_shape)[1:])
         super().__init__(cell, **kwargs)
+        # Keras 3's `Sequential` reads the input shape without the batch
+        # size; a stateful layer keeps that size for its states.
+        self._batch_size_arg = (
+            None if batch_input_shape is None else batch_input_shape[0]
+        )
         self.use_cudnn = _args.use_cudnn(use_cudnn)
         if self.use_cudnn is True and self._cudnn_spec() is None:
             raise ValueError(
@@ -318,6 +323,8 @@ class RecurrentLayer(keras.layers.RNN):
 
     def build(self, sequences_shape, initial_state_shape=None):
         sequences_shape = tuple(sequences_shape)
+        if self.stateful and sequences_shape[:1] == (None,):
+            sequences_shape = (self._batch_size_arg,) + sequences_shape[1:]
         if len(sequences_shape) != 3:
             raise ValueError(
                 f"{type(self).__name__} expects inputs of rank 3 "
@@ -393,11 +400,21 @@ class RecurrentLayer(keras.layers.RNN):
         return mask[..., 0] if len(shape) == 3 else mask
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        no_steps = (f"{type(self).__name__} got a sequence with 0 "
+                    "timesteps; at least one is needed")
         if sequences.shape[1] == 0:
-            raise ValueError(
-                f"{type(self).__name__} got a sequence with 0 timesteps; "
-                "at least one is needed"
+            raise ValueError(no_steps)
+        if (sequences.shape[1] is None
+                and keras.backend.backend() == "tensorflow"
+                and deploy.target_format() is None):
+            # A length known only at run time (a graph): checked then.
+            import tensorflow as tf
+
+            check = tf.debugging.assert_positive(
+                tf.shape(sequences)[1], message=no_steps
             )
+            with tf.control_dependencies([check]):
+                sequences = tf.identity(sequences)
         initial_state = self._check_initial_state(initial_state, sequences)
         mask = self._checked_mask(mask, sequences)
         return super().call(

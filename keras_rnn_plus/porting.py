@@ -1,11 +1,21 @@
-"""Weight converters for models trained elsewhere.
+"""Porting models trained elsewhere.
 
-Each returns a list in `krp.LSTM(...).get_weights()` order (`kernel`,
-`recurrent_kernel`, `bias`, peephole weights i, f, o, `projection_kernel`),
-ready for `layer.set_weights(...)`.
+The weight converters return a list in `krp.LSTM(...).get_weights()` order
+(`kernel`, `recurrent_kernel`, `bias`, peephole weights i, f, o,
+`projection_kernel`), ready for `layer.set_weights(...)`;
+`load_keras2_model` loads a whole Keras 2 model file.
 """
 
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+
 import numpy as np
+
+# Keras 2's recurrent classes that ours replace, by the same name.
+KERAS2_CLASSES = ("LSTM", "GRU", "LSTMCell", "GRUCell", "PeepholeLSTMCell")
 
 
 def _reorder(matrix, order, units):
@@ -137,3 +147,95 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     if weight_hr is not None:
         weights.append(_array("weight_hr", weight_hr, (h_dim, gates // 4)).T)
     return weights
+
+
+def _keras2_config_for_ours(node):
+    """A Keras 2 model config whose recurrent layers and cells resolve to
+    ours by class name, wherever they sit (Keras 2 tags nested layers with
+    `module="keras.layers"`, which Keras 3 reads as its own class), and
+    whose `RNN` wrappers lose Keras 2's `time_major` (always False)."""
+    if isinstance(node, list):
+        return [_keras2_config_for_ours(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _keras2_config_for_ours(v) for k, v in node.items()}
+    name = node.get("class_name")
+    if name in KERAS2_CLASSES:
+        node.pop("module", None)
+        node.pop("registered_name", None)
+    elif name == "RNN" and "time_major" in node.get("config", {}):
+        config = dict(node["config"])
+        if config.pop("time_major"):
+            raise ValueError(
+                "time_major=True is not supported: the model's RNN layer "
+                f"{config.get('name')!r} reads time-major inputs"
+            )
+        node["config"] = config
+    return node
+
+
+def load_keras2_model(filepath, custom_objects=None, compile=False):
+    """Load a whole Keras 2 model file (`model.save("model.h5")` of
+    `tf.keras` 2.x / `tf_keras`, or `tf_keras`'s `.keras`) into Keras 3,
+    with our `LSTM`, `GRU`, `LSTMCell`, `GRUCell` and `PeepholeLSTMCell`
+    in place of Keras 2's,
+    wherever they sit (`Bidirectional`, `RNN`, nested models), and Keras
+    2's numbers (its `"hard_sigmoid"` is read as `"keras2_hard_sigmoid"`,
+    with a warning).
+
+    `keras.models.load_model(path, custom_objects={"LSTM": krp.LSTM})`
+    does this only for the top-level layers of an `.h5` file: inside
+    `Bidirectional` (and everywhere in a `.keras` file), Keras 2 names the
+    class by module and Keras 3 builds its own `LSTM`, which rejects Keras
+    2's `time_major`.
+
+    Args:
+        filepath: A Keras 2 model file, HDF5 (`.h5`) or `tf_keras`'s
+            `.keras`; it is not modified.
+        custom_objects: More classes or functions the model needs.
+        compile: Restore the training configuration too (Keras 2's
+            optimizer configs do not always load in Keras 3).
+
+    Returns:
+        The Keras 3 model, with the file's weights.
+    """
+    import keras
+
+    import keras_rnn_plus as krp
+
+    objects = {name: getattr(krp, name) for name in KERAS2_CLASSES}
+    objects.update(custom_objects or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        if zipfile.is_zipfile(filepath):  # a `.keras` file of `tf_keras`
+            copy = os.path.join(tmp, "keras2_model.keras")
+            _copy_keras_file(filepath, copy)
+        else:
+            copy = os.path.join(tmp, "keras2_model.h5")
+            _copy_h5_file(filepath, copy)
+        return keras.models.load_model(
+            copy, custom_objects=objects, compile=compile
+        )
+
+
+def _copy_keras_file(source, target):
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "config.json":
+                config = _keras2_config_for_ours(json.loads(data))
+                data = json.dumps(config)
+            new.writestr(item, data)
+
+
+def _copy_h5_file(source, target):
+    import h5py
+
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as f:
+        if "model_config" not in f.attrs:
+            raise ValueError(
+                f"{source} holds no model config: for a weights file, "
+                "build the model with our layers and `load_weights` it"
+            )
+        config = _keras2_config_for_ours(json.loads(f.attrs["model_config"]))
+        f.attrs["model_config"] = json.dumps(config)

@@ -458,9 +458,17 @@ def test_stateful_needs_fixed_batch_size():
         keras.Sequential([keras.Input((5, 3)), krp.LSTM(2, stateful=True)])
 
 
-def test_zero_timesteps_is_a_clear_error():
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_zero_timesteps_is_a_clear_error(return_sequences):
+    layer = krp.LSTM(3, return_sequences=return_sequences)
+    empty = np.zeros((2, 0, 4), "float32")
     with pytest.raises(ValueError, match="0 timesteps"):
-        krp.LSTM(3)(np.zeros((2, 0, 4), "float32"))
+        layer(empty)
+    # A length known only when a graph runs (a served model) too.
+    served = tf.function(
+        layer, input_signature=[tf.TensorSpec((None, None, 4))])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="0 timesteps"):
+        served(empty)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

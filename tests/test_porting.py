@@ -23,6 +23,7 @@ from testing import (
 
 import keras_rnn_plus as krp
 from keras_rnn_plus.activations import keras2_hard_sigmoid
+from keras_rnn_plus.porting import load_keras2_model
 
 tf_keras = pytest.importorskip("tf_keras")
 
@@ -306,3 +307,61 @@ def test_keras20_layer_config_without_time_major_keeps_keras2_numbers():
     ours.set_weights(legacy.get_weights())
     assert ours.implementation == 1
     assert_close(ours(x), expected, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_keras2_batch_input_shape_keeps_a_stateful_batch(name):
+    """Keras 2 code `Sequential([LSTM(..., stateful=True,
+    batch_input_shape=(batch, steps, features))])`: the batch size reaches
+    the states, which carry over between calls as in Keras 2."""
+    shape = (BATCH, STEPS, FEATURES)
+    kwargs = dict(stateful=True, batch_input_shape=shape,
+                  recurrent_activation="sigmoid")
+    theirs = tf_keras.Sequential([getattr(tf_keras.layers, name)(UNITS,
+                                                                 **kwargs)])
+    ours = keras.Sequential([getattr(krp, name)(UNITS, **kwargs)])
+    ours.set_weights([0.5 * w for w in theirs.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    for seed in (1, 2):
+        x = random_inputs(shape, seed=seed)
+        assert_close(ours.predict(x, verbose=0),
+                     theirs.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix):
+    """Keras 2 models with LSTM / GRU inside `Bidirectional` and cells
+    inside `RNN` (which `load_model` with `custom_objects` cannot read)
+    load with `load_keras2_model`, as ours, with Keras 2's numbers
+    (`"hard_sigmoid"` included)."""
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=14)
+    layers = tf_keras.layers
+    legacy = tf_keras.Sequential([
+        layers.InputLayer((STEPS, FEATURES)),
+        layers.Bidirectional(layers.LSTM(
+            UNITS, recurrent_activation="hard_sigmoid",
+            return_sequences=True)),
+        layers.RNN(layers.GRUCell(3, recurrent_activation="hard_sigmoid"),
+                   return_sequences=True),
+        layers.Bidirectional(layers.GRU(2), merge_mode="sum"),
+        layers.Dense(2),
+    ])
+    _randomize_legacy(legacy)
+    path = str(tmp_path / f"keras2_model{suffix}")
+    legacy.save(path)
+    ported = load_keras2_model(path)
+    bidirectional, rnn = ported.layers[0], ported.layers[1]
+    assert isinstance(bidirectional.forward_layer, krp.LSTM)
+    assert isinstance(rnn.cell, krp.GRUCell)
+    assert isinstance(ported.layers[2].backward_layer, krp.GRU)
+    assert_close(ported.predict(x, verbose=0), legacy.predict(x, verbose=0),
+                 atol=1e-5)
+
+
+def test_load_keras2_model_rejects_a_weights_file(tmp_path):
+    path = str(tmp_path / "keras2.weights.h5")
+    _legacy_model().save_weights(path)
+    with pytest.raises(ValueError, match="load_weights"):
+        load_keras2_model(path)

@@ -14,7 +14,11 @@ import tensorflow as tf
 from testing import assert_close, random_inputs, randomize_weights, run_python
 
 import keras_rnn_plus as krp
-from keras_rnn_plus.porting import from_tf1_lstm_cell, from_torch_lstm
+from keras_rnn_plus.porting import (
+    from_tf1_lstm_cell,
+    from_torch_lstm,
+    load_keras2_model,
+)
 
 UNITS = 4
 VARIANTS = {
@@ -172,11 +176,11 @@ def test_peephole_cell_equals_keras2_peephole_cell(kwargs):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_keras2_peephole_model_file_weights_load(tmp_path, monkeypatch):
-    """A whole Keras 2 `.h5` model with `RNN(PeepholeLSTMCell)`: rebuilt
-    with `krp.PeepholeLSTM`, `load_weights` on that file gives its
-    numbers (the README's way, as Keras 3's `RNN` rejects the file's
-    config)."""
+def test_keras2_peephole_model_file_loads(tmp_path, monkeypatch):
+    """A whole Keras 2 `.h5` model with `RNN(PeepholeLSTMCell)` gives its
+    numbers loaded by `load_keras2_model` (Keras 3's `load_model` rejects
+    its `RNN` config), and rebuilt with `krp.PeepholeLSTM` and given the
+    file with `load_weights`."""
     recurrent = _keras2()
     import tensorflow.python.keras as keras2
 
@@ -197,6 +201,9 @@ def test_keras2_peephole_model_file_weights_load(tmp_path, monkeypatch):
         keras.layers.Dense(2)])
     ours.load_weights(path)
     assert_close(ours.predict(x, verbose=0), theirs(x).numpy())
+    loaded = load_keras2_model(path)
+    assert isinstance(loaded.layers[1].cell, krp.PeepholeLSTMCell)
+    assert_close(loaded.predict(x, verbose=0), theirs(x).numpy())
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
