@@ -5,6 +5,7 @@ Each helper takes the argument's name so that a bad value is reported as
 not as a backend traceback later.
 """
 
+import math
 import numbers
 import warnings
 
@@ -20,6 +21,28 @@ def positive_int(name, value):
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def finite_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def positive_or_none(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a positive number or None, got {value!r}"
+        )
+    if not value > 0:
+        raise ValueError(
+            f"{name} must be a positive number or None, got {value!r}"
+        )
+    return float(value)
 
 
 def rate(name, value):

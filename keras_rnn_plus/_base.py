@@ -17,6 +17,7 @@ no mask (`RecurrentLayer._eager_loop`). All routes compute the same
 function.
 """
 
+import inspect
 import warnings
 
 import keras
@@ -45,8 +46,9 @@ def _matmul(x, kernel):
 class GatedCell(keras.layers.Layer, DropoutRNNCell):
     """Base of the LSTM and GRU cells: weights, dropout masks, config.
 
-    Subclasses set `num_gates`, `_bias_shape()` and `_bias_initializer()`,
-    and implement `recurrent_step`.
+    Subclasses set `num_gates` (on the class or the instance) and
+    implement `recurrent_step`; they may override `_bias_shape()` and
+    `_bias_initializer()`.
     """
 
     num_gates = None  # set by subclasses
@@ -356,7 +358,8 @@ class RecurrentLayer(keras.layers.RNN):
             else [initial_state]
         )
         self._check_state_shapes(
-            [tuple(getattr(s, "shape", ops.shape(s))) for s in states],
+            [tuple(s.shape if hasattr(s, "shape") else ops.shape(s))
+             for s in states],
             sequences.shape[0],
         )
         return states
@@ -385,7 +388,9 @@ class RecurrentLayer(keras.layers.RNN):
             mask = mask[0] if mask else None
         if mask is None:
             return None
-        shape = tuple(getattr(mask, "shape", ops.shape(mask)))
+        shape = tuple(
+            mask.shape if hasattr(mask, "shape") else ops.shape(mask)
+        )
         want = tuple(sequences.shape[:2])
         ok = len(shape) == 2 or (len(shape) == 3 and shape[2] in (None, 1))
         ok = ok and all(
@@ -513,7 +518,8 @@ class RecurrentLayer(keras.layers.RNN):
             return self._eager_loop(time_major, initial_state, training)
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))
-        if target == "onnx" and mask is None and not self.unroll:
+        if (target == "onnx" and mask is None and not self.unroll
+                and keras.backend.backend() == "tensorflow"):
             native_step = cell.onnx_step()
             if native_step is not None:  # one ONNX LSTM / GRU op
                 last, outputs, states = deploy.onnx_native_loop(
@@ -593,6 +599,10 @@ class RecurrentLayer(keras.layers.RNN):
         config["activity_regularizer"] = keras.saving.serialize_keras_object(
             self.activity_regularizer
         )
+        if self._batch_size_arg is not None:  # Keras 2's stateful batch
+            config["batch_input_shape"] = (
+                self._batch_size_arg, *self._input_shape_arg
+            )
         return config
 
     @classmethod
@@ -623,15 +633,6 @@ def _keras2_activations(config):
     return config
 
 
-_CELL_ATTRIBUTES = frozenset(
-    """units activation recurrent_activation use_bias unit_forget_bias
-    kernel_initializer recurrent_initializer bias_initializer
-    kernel_regularizer recurrent_regularizer bias_regularizer
-    kernel_constraint recurrent_constraint bias_constraint dropout
-    recurrent_dropout implementation seed reset_after""".split()
-)
-
-
 def _cell_property(name):
     return property(
         lambda self: getattr(self.cell, name),
@@ -639,6 +640,10 @@ def _cell_property(name):
     )
 
 
-# Keras's layers expose their cell's settings as layer attributes.
-for _name in _CELL_ATTRIBUTES:
-    setattr(RecurrentLayer, _name, _cell_property(_name))
+def expose_cell_arguments(layer_cls, cell_cls):
+    """Give `layer_cls` each argument of `cell_cls` as a read-only
+    attribute, as Keras's layers expose their cell's settings."""
+    for name, parameter in inspect.signature(cell_cls).parameters.items():
+        if parameter.kind != parameter.VAR_KEYWORD:
+            setattr(layer_cls, name, _cell_property(name))
+    return layer_cls

@@ -26,7 +26,12 @@ from keras import ops
 from keras.src import backend as _backend
 
 from keras_rnn_plus import _args, deploy
-from keras_rnn_plus._base import SERIALIZABLE, GatedCell, RecurrentLayer
+from keras_rnn_plus._base import (
+    SERIALIZABLE,
+    GatedCell,
+    RecurrentLayer,
+    expose_cell_arguments,
+)
 
 _ARGS_DOC = """
         units: Positive integer, dimensionality of the output space.
@@ -90,12 +95,14 @@ _LAYER_ARGS_DOC = """
             known number of timesteps). Default: `False`."""
 
 _CUDNN_DOC = """
-        use_cudnn: `"auto"`, `True` or `False`. On a GPU with the
-            TensorFlow backend and the cuDNN configuration (tanh, sigmoid,
-            bias, `reset_after=True`, no recurrent dropout, not unrolled,
-            right-padded masks), `"auto"` runs the backend's cuDNN kernel,
-            which computes the same function; `True` requires it.
-            Default: `"auto"`.
+        use_cudnn: `"auto"`, `True` or `False`. On a GPU (with the
+            TensorFlow, PyTorch or JAX backend, as Keras's layers) and the
+            cuDNN configuration (tanh, sigmoid, bias, `reset_after=True`,
+            no recurrent dropout, not unrolled, right-padded masks),
+            `"auto"` runs the backend's cuDNN kernel, which computes the
+            same function; `True` requires it. Default: `"auto"`."""
+
+_KWARGS_DOC = """
         **kwargs: base-layer arguments (`name`, `dtype`, `trainable`,
             `input_shape`, ...) and `keras.layers.RNN`'s
             `zero_output_for_mask`."""
@@ -369,11 +376,13 @@ class GRU(RecurrentLayer):
             act="""
         activity_regularizer: Regularizer applied to the layer's output.
             Default: `None`.""",
-            impl=_IMPL_DOC,
+            impl="",
         )
         + _LAYER_ARGS_DOC
         + _RESET_AFTER_DOC
         + _CUDNN_DOC
+        + _IMPL_DOC  # last in the signature, after Keras's arguments
+        + _KWARGS_DOC
         + """
 
     Call arguments:
@@ -474,3 +483,6 @@ class GRU(RecurrentLayer):
 
     def _cudnn_spec(self):
         return _backend.gru, {"reset_after": self.cell.reset_after}
+
+
+expose_cell_arguments(GRU, GRUCell)

@@ -24,8 +24,6 @@ Each variant changes one piece of this (see `LSTMCell.variant_step`):
 """
 
 import inspect
-import math
-import numbers
 
 import keras
 import numpy as np
@@ -34,7 +32,12 @@ from keras import ops
 from keras.src import backend as _backend
 
 from keras_rnn_plus import _args, deploy
-from keras_rnn_plus._base import SERIALIZABLE, GatedCell, RecurrentLayer
+from keras_rnn_plus._base import (
+    SERIALIZABLE,
+    GatedCell,
+    RecurrentLayer,
+    expose_cell_arguments,
+)
 
 LAYER_NORM_EPSILON = 1e-3
 
@@ -95,11 +98,12 @@ _LAYER_ARGS_DOC = """
         unroll: Boolean, unroll the time loop (short sequences only; needs a
             known number of timesteps). Default: `False`.
         seed: Integer seed of the dropout masks. Default: `None`.
-        use_cudnn: `"auto"`, `True` or `False`. On a GPU with the
-            TensorFlow backend and the plain configuration (tanh, sigmoid,
-            bias, no recurrent dropout, not unrolled, no variant),
-            `"auto"` runs the backend's cuDNN kernel, which computes the same
-            function; `True` requires it. Default: `"auto"`."""
+        use_cudnn: `"auto"`, `True` or `False`. On a GPU (with the
+            TensorFlow, PyTorch or JAX backend, as Keras's layers) and the
+            plain configuration (tanh, sigmoid, bias, no recurrent dropout,
+            not unrolled, no variant), `"auto"` runs the backend's cuDNN
+            kernel, which computes the same function; `True` requires it.
+            Default: `"auto"`."""
 
 _VARIANTS_DOC = """
         use_peepholes: Keyword-only. Gers & Schmidhuber 2000: the input and
@@ -160,22 +164,16 @@ def lstm_gates(z, c_tm1, activation, recurrent_activation):
 
 
 def layer_norm(x, gamma, beta, epsilon=LAYER_NORM_EPSILON):
-    """Normalise over the last axis, then scale and offset (Ba et al.)."""
+    """Normalise over the last axis, then scale and offset (Ba et al.).
+    Half-precision inputs are normalised in float32, as Keras's
+    `LayerNormalization` does (a float16 variance overflows early)."""
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype in ("float16", "bfloat16"):
+        x, gamma, beta = (ops.cast(t, "float32") for t in (x, gamma, beta))
+        return ops.cast(layer_norm(x, gamma, beta, epsilon), dtype)
     centered = x - ops.mean(x, axis=-1, keepdims=True)
     var = ops.mean(ops.square(centered), axis=-1, keepdims=True)
     return centered * (gamma * ops.rsqrt(var + epsilon)) + beta
-
-
-def _positive_or_none(name, value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number or None, "
-                        f"got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive number or None, "
-                         f"got {value!r}")
-    return float(value)
 
 
 @SERIALIZABLE
@@ -287,19 +285,9 @@ class LSTMCell(GatedCell):
             "coupled_input_forget", coupled_input_forget
         )
         self.layer_norm = _args.boolean("layer_norm", layer_norm)
-        if isinstance(forget_bias, bool) or not isinstance(
-            forget_bias, numbers.Real
-        ):
-            raise TypeError(
-                f"forget_bias must be a number, got {forget_bias!r}"
-            )
-        if not math.isfinite(forget_bias):
-            raise ValueError(
-                f"forget_bias must be a finite number, got {forget_bias!r}"
-            )
-        self.forget_bias = float(forget_bias)
-        self.cell_clip = _positive_or_none("cell_clip", cell_clip)
-        self.proj_clip = _positive_or_none("proj_clip", proj_clip)
+        self.forget_bias = _args.finite_number("forget_bias", forget_bias)
+        self.cell_clip = _args.positive_or_none("cell_clip", cell_clip)
+        self.proj_clip = _args.positive_or_none("proj_clip", proj_clip)
         self.num_proj = (
             None if num_proj is None else _args.positive_int("num_proj",
                                                              num_proj)
@@ -342,6 +330,12 @@ class LSTMCell(GatedCell):
         if not (self.unit_forget_bias and self.has_forget_weights):
             return self.bias_initializer
         init, units = self.bias_initializer, self.units
+        if init is None:
+            raise ValueError(
+                "bias_initializer=None: unit_forget_bias=True needs an "
+                "initializer for the other gates' biases (e.g. 'zeros'), "
+                "or pass unit_forget_bias=False"
+            )
 
         def bias_with_unit_forget(_, *args, **kwargs):
             return ops.concatenate(
@@ -405,8 +399,9 @@ class LSTMCell(GatedCell):
     def _bias_last(self):
         # Keras's order of sums: in the fused mode `x W + h U`, then the
         # bias; in the per-gate mode `x W_g + b_g`, then `h U_g` (it shows
-        # under mixed precision). The layer norm adds it last, after both
-        # normalised products are summed.
+        # under mixed precision). With layer norm the same orders hold for
+        # the normalised products: `(LN(x W) + LN(h U)) + b` fused,
+        # `(LN(x W) + b) + LN(h U)` per gate.
         return self.bias is not None and not self.per_gate
 
     def _input_bias(self):
@@ -735,3 +730,6 @@ class PeepholeLSTM(_Keras2PeepholeDefaults, LSTM):
     >>> tuple(krp.PeepholeLSTM(4)(np.zeros((2, 5, 3), "float32")).shape)
     (2, 4)
     """
+
+
+expose_cell_arguments(LSTM, LSTMCell)

@@ -119,7 +119,19 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     `(4 * units, h_dim)`, two biases, gate order i, f, g, o (the same as
     Keras's), and with `proj_size` a `weight_hr_l0` `(num_proj, units)`.
     Pass numpy arrays (`tensor.detach().numpy()`); use the result in
-    `krp.LSTM(units, num_proj=proj_size or None)`.
+    `krp.LSTM(units, num_proj=proj_size or None)`, with `use_bias=False`
+    for a PyTorch LSTM made with `bias=False`. PyTorch's two biases are
+    summed into our one.
+
+    Args:
+        weight_ih: array `(4 * units, input_dim)`.
+        weight_hh: array `(4 * units, h_dim)` (`h_dim` is `proj_size` or
+            `units`).
+        bias_ih, bias_hh: arrays `(4 * units,)`, both or neither.
+        weight_hr: array `(proj_size, units)` or `None`.
+
+    Returns:
+        The list of weights in `krp.LSTM.get_weights()` order.
 
     Example:
 
@@ -153,21 +165,22 @@ def _keras2_config_for_ours(node):
     """A Keras 2 model config whose recurrent layers and cells resolve to
     ours by class name, wherever they sit (Keras 2 tags nested layers with
     `module="keras.layers"`, which Keras 3 reads as its own class), and
-    whose `RNN` wrappers lose Keras 2's `time_major` (always False)."""
+    whose other recurrent layers (`RNN`, `SimpleRNN`) lose Keras 2's
+    `time_major`, which Keras 3 does not take (always False there)."""
     if isinstance(node, list):
         return [_keras2_config_for_ours(v) for v in node]
     if not isinstance(node, dict):
         return node
     node = {k: _keras2_config_for_ours(v) for k, v in node.items()}
-    name = node.get("class_name")
-    if name in KERAS2_CLASSES:
+    config = node.get("config")
+    if node.get("class_name") in KERAS2_CLASSES:
         node.pop("module", None)
         node.pop("registered_name", None)
-    elif name == "RNN" and "time_major" in node.get("config", {}):
-        config = dict(node["config"])
+    elif isinstance(config, dict) and "time_major" in config:
+        config = dict(config)  # `RNN`, `SimpleRNN`, ...
         if config.pop("time_major"):
             raise ValueError(
-                "time_major=True is not supported: the model's RNN layer "
+                "time_major=True is not supported: the model's layer "
                 f"{config.get('name')!r} reads time-major inputs"
             )
         node["config"] = config

@@ -399,6 +399,17 @@ def test_bad_arguments_raise_at_construction(kwargs, error, words):
         krp.LSTMCell(**cell_kwargs)
 
 
+def test_bias_initializer_none_with_unit_forget_bias_is_a_clear_error():
+    """Keras's layer fails here calling `None`; ours names the argument.
+    Without `unit_forget_bias`, `None` builds, as Keras's does."""
+    x = np.zeros((2, 3, 4), "float32")
+    with pytest.raises(ValueError, match="bias_initializer"):
+        krp.LSTM(3, bias_initializer=None)(x)
+    assert krp.LSTM(3, bias_initializer=None, unit_forget_bias=False)(
+        x).shape == keras.layers.LSTM(3, bias_initializer=None,
+                                      unit_forget_bias=False)(x).shape
+
+
 def test_legacy_implementation_zero_loads_as_one():
     with pytest.warns(UserWarning, match="implementation"):
         layer = krp.LSTM.from_config(

@@ -85,6 +85,19 @@ want, _, _ = reference.lstm(x, names, peepholes=True, cell_clip=0.5,
 got = keras.ops.convert_to_numpy(variant(x))
 np.testing.assert_allclose(got, want, atol=1e-5)
 
+# Traced for ONNX, as Keras's exporter on this backend traces: the same
+# numbers (the TensorFlow-only native ONNX step stays out of it).
+from keras_rnn_plus import deploy
+for layer in (krp.LSTM(4), krp.GRU(4)):
+    want = keras.ops.convert_to_numpy(layer(x))
+    run = layer
+    if keras.backend.backend() == "jax":
+        import jax
+        run = jax.jit(layer)
+    with deploy._exporting("onnx"):
+        got = keras.ops.convert_to_numpy(run(x))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
 net = keras.Sequential([keras.Input((6, 5)), krp.LSTM(4, use_peepholes=True),
                         keras.layers.Dense(1)])
 net.compile("adam", "mse")

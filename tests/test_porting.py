@@ -327,13 +327,17 @@ def test_keras2_batch_input_shape_keeps_a_stateful_batch(name):
         x = random_inputs(shape, seed=seed)
         assert_close(ours.predict(x, verbose=0),
                      theirs.predict(x, verbose=0), atol=1e-5)
+    # The batch size survives the model's config.
+    rebuilt = keras.models.model_from_json(ours.to_json())
+    assert rebuilt.layers[0].states[0].shape[0] == BATCH
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
 def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix):
-    """Keras 2 models with LSTM / GRU inside `Bidirectional` and cells
-    inside `RNN` (which `load_model` with `custom_objects` cannot read)
+    """Keras 2 models with LSTM / GRU inside `Bidirectional`, cells inside
+    `RNN`, and other Keras 2 recurrent layers (which `load_model` with
+    `custom_objects` cannot read)
     load with `load_keras2_model`, as ours, with Keras 2's numbers
     (`"hard_sigmoid"` included)."""
     x = random_inputs((BATCH, STEPS, FEATURES), seed=14)
@@ -345,6 +349,7 @@ def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix):
             return_sequences=True)),
         layers.RNN(layers.GRUCell(3, recurrent_activation="hard_sigmoid"),
                    return_sequences=True),
+        layers.SimpleRNN(3, return_sequences=True),  # Keras 3's, loaded
         layers.Bidirectional(layers.GRU(2), merge_mode="sum"),
         layers.Dense(2),
     ])
@@ -355,7 +360,7 @@ def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix):
     bidirectional, rnn = ported.layers[0], ported.layers[1]
     assert isinstance(bidirectional.forward_layer, krp.LSTM)
     assert isinstance(rnn.cell, krp.GRUCell)
-    assert isinstance(ported.layers[2].backward_layer, krp.GRU)
+    assert isinstance(ported.layers[3].backward_layer, krp.GRU)
     assert_close(ported.predict(x, verbose=0), legacy.predict(x, verbose=0),
                  atol=1e-5)
 

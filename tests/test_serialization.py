@@ -489,3 +489,29 @@ def test_set_weights_rejects_wrong_shapes():
     reference(x), ours(x)
     with pytest.raises(ValueError):
         ours.set_weights(reference.get_weights())
+
+
+@pytest.mark.parametrize("ours_cls, keras_cls", [
+    (krp.LSTM, keras.layers.LSTM), (krp.GRU, keras.layers.GRU)])
+def test_layer_attributes_are_keras_layers(ours_cls, keras_cls):
+    """Every setting Keras's layer exposes as an attribute, ours exposes
+    with the same value, and nothing of the other layer kind."""
+    ours, theirs = ours_cls(3, dropout=0.25), keras_cls(3, dropout=0.25)
+    names = [n for n, v in vars(keras_cls).items()
+             if isinstance(v, property)]
+    assert "units" in names
+    serialize = keras.saving.serialize_keras_object
+    for name in names:
+        assert serialize(getattr(ours, name)) == serialize(
+            getattr(theirs, name)), name
+    other = "reset_after" if ours_cls is krp.LSTM else "unit_forget_bias"
+    assert not hasattr(ours, other)
+
+
+def test_lstm_variant_settings_are_layer_attributes():
+    layer = krp.LSTM(3, use_peepholes=True, forget_bias=0.5, cell_clip=2.0,
+                     num_proj=2, proj_clip=1.0, layer_norm=True)
+    assert (layer.use_peepholes, layer.forget_bias, layer.cell_clip,
+            layer.num_proj, layer.proj_clip, layer.use_forget_gate,
+            layer.coupled_input_forget, layer.layer_norm) == (
+        True, 0.5, 2.0, 2, 1.0, True, False, True)

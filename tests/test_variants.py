@@ -644,3 +644,19 @@ def test_layer_norm_training_with_dropout_equals_step_by_step(implementation):
     assert_close(tape.gradient(a, ours.trainable_weights),
                  tape.gradient(b, loop.trainable_weights), atol=1e-4,
                  rtol=1e-4)
+
+
+def test_layer_norm_under_mixed_float16_keeps_large_products():
+    """Products whose variance overflows float16 (above 65504): normalised
+    in float32, as Keras's `LayerNormalization` does, the layer still
+    follows the NumPy reference (within float16 rounding)."""
+    x = 300.0 * random_inputs((3, 6, 5))
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = built(dict(layer_norm=True), x, return_sequences=True)
+        got = keras.ops.convert_to_numpy(layer(x)).astype("float32")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    want, _, _ = reference.lstm(x, weights_by_name(layer), layer_norm_=True)
+    assert np.abs(want).max() > 0.1
+    assert_close(got, want, atol=2e-2)
