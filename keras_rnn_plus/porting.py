@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 
 import numpy as np
@@ -161,29 +162,61 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     return weights
 
 
-def _keras2_config_for_ours(node):
+# How Keras 3 saves `keras2_hard_sigmoid` (Keras's own layers read an
+# activation given by name only among Keras's functions).
+_KERAS2_HARD_SIGMOID = {
+    "module": "builtins",
+    "class_name": "function",
+    "config": "keras_rnn_plus>keras2_hard_sigmoid",
+    "registered_name": "function",
+}
+
+
+def _keras2_config_for_ours(node, keras_file=False):
     """A Keras 2 model config whose recurrent layers and cells resolve to
     ours by class name, wherever they sit (Keras 2 tags nested layers with
     `module="keras.layers"`, which Keras 3 reads as its own class), and
-    whose other recurrent layers (`RNN`, `SimpleRNN`) lose Keras 2's
-    `time_major`, which Keras 3 does not take (always False there)."""
+    whose `"hard_sigmoid"` activations keep Keras 2's formula, and whose
+    other layers lose the Keras 2 keys that Keras 3 refuses:
+    `time_major` (`RNN`, `SimpleRNN`; always False there) and, in a
+    `.keras` file (`keras_file`), `batch_input_shape` outside `InputLayer`
+    (the model's `InputLayer` holds it too)."""
     if isinstance(node, list):
-        return [_keras2_config_for_ours(v) for v in node]
+        return [_keras2_config_for_ours(v, keras_file) for v in node]
     if not isinstance(node, dict):
         return node
-    node = {k: _keras2_config_for_ours(v) for k, v in node.items()}
-    config = node.get("config")
-    if node.get("class_name") in KERAS2_CLASSES:
+    node = {k: _keras2_config_for_ours(v, keras_file) for k, v in node.items()}
+    name, config = node.get("class_name"), node.get("config")
+    if isinstance(config, dict):  # Keras 2's formula, in any layer
+        for key in ("activation", "recurrent_activation"):
+            if config.get(key) == "hard_sigmoid":
+                warnings.warn(
+                    f"Keras 2 layer {config.get('name')!r}: {key}="
+                    "'hard_sigmoid' read as 'keras2_hard_sigmoid' (Keras "
+                    "2's formula)",
+                    stacklevel=2,
+                )
+                config = {**config, key: _KERAS2_HARD_SIGMOID}
+        node["config"] = config
+    if name in KERAS2_CLASSES:
         node.pop("module", None)
         node.pop("registered_name", None)
-    elif isinstance(config, dict) and "time_major" in config:
-        config = dict(config)  # `RNN`, `SimpleRNN`, ...
-        if config.pop("time_major"):
-            raise ValueError(
-                "time_major=True is not supported: the model's layer "
-                f"{config.get('name')!r} reads time-major inputs"
-            )
-        node["config"] = config
+        return node
+    if name == "Functional" and str(node.get("module")).startswith(
+        "tf_keras."
+    ):
+        node["module"] = "keras.src.models.functional"
+    if not isinstance(config, dict):
+        return node
+    config = dict(config)
+    if config.pop("time_major", False):
+        raise ValueError(
+            "time_major=True is not supported: the model's layer "
+            f"{config.get('name')!r} reads time-major inputs"
+        )
+    if keras_file and name != "InputLayer":
+        config.pop("batch_input_shape", None)
+    node["config"] = config
     return node
 
 
@@ -191,16 +224,18 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
     """Load a whole Keras 2 model file (`model.save("model.h5")` of
     `tf.keras` 2.x / `tf_keras`, or `tf_keras`'s `.keras`) into Keras 3,
     with our `LSTM`, `GRU`, `LSTMCell`, `GRUCell` and `PeepholeLSTMCell`
-    in place of Keras 2's,
-    wherever they sit (`Bidirectional`, `RNN`, nested models), and Keras
-    2's numbers (its `"hard_sigmoid"` is read as `"keras2_hard_sigmoid"`,
-    with a warning).
+    in place of Keras 2's wherever they sit (`Bidirectional`, `RNN`,
+    `TimeDistributed`), and Keras 2's numbers: `"hard_sigmoid"`, in any
+    layer, is read as `"keras2_hard_sigmoid"`, with a warning.
 
     `keras.models.load_model(path, custom_objects={"LSTM": krp.LSTM})`
     does this only for the top-level layers of an `.h5` file: inside
     `Bidirectional` (and everywhere in a `.keras` file), Keras 2 names the
     class by module and Keras 3 builds its own `LSTM`, which rejects Keras
-    2's `time_major`.
+    2's `time_major`; and Keras 3 reads `"hard_sigmoid"` with its own
+    formula. What Keras 3 cannot load from Keras 2 files otherwise (a
+    `Sequential` model nested in a functional one; Keras 2's metrics with
+    `compile=True`) it cannot load here either.
 
     Args:
         filepath: A Keras 2 model file, HDF5 (`.h5`) or `tf_keras`'s
@@ -235,7 +270,7 @@ def _copy_keras_file(source, target):
         for item in old.infolist():
             data = old.read(item)
             if item.filename == "config.json":
-                config = _keras2_config_for_ours(json.loads(data))
+                config = _keras2_config_for_ours(json.loads(data), True)
                 data = json.dumps(config)
             new.writestr(item, data)
 

@@ -334,16 +334,19 @@ def test_keras2_batch_input_shape_keeps_a_stateful_batch(name):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
-def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix):
+@pytest.mark.parametrize("functional", [False, True])
+def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix,
+                                                        functional):
     """Keras 2 models with LSTM / GRU inside `Bidirectional`, cells inside
-    `RNN`, and other Keras 2 recurrent layers (which `load_model` with
-    `custom_objects` cannot read)
-    load with `load_keras2_model`, as ours, with Keras 2's numbers
-    (`"hard_sigmoid"` included)."""
-    x = random_inputs((BATCH, STEPS, FEATURES), seed=14)
+    `RNN`, other Keras 2 recurrent layers and Keras 2's `"hard_sigmoid"`
+    in any layer (which `load_model` with `custom_objects` cannot read, or
+    reads with Keras 3's formula) load with `load_keras2_model`, as ours,
+    with Keras 2's numbers."""
+    ids = np.random.RandomState(14).randint(1, 10, (BATCH, STEPS))
+    ids[0, 4:] = 0  # padding, masked by the embedding
     layers = tf_keras.layers
-    legacy = tf_keras.Sequential([
-        layers.InputLayer((STEPS, FEATURES)),
+    stack = [
+        layers.Embedding(10, FEATURES, mask_zero=True),
         layers.Bidirectional(layers.LSTM(
             UNITS, recurrent_activation="hard_sigmoid",
             return_sequences=True)),
@@ -351,18 +354,24 @@ def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix):
                    return_sequences=True),
         layers.SimpleRNN(3, return_sequences=True),  # Keras 3's, loaded
         layers.Bidirectional(layers.GRU(2), merge_mode="sum"),
-        layers.Dense(2),
-    ])
+        layers.Dense(2, activation="hard_sigmoid"),
+    ]
+    inputs = tf_keras.Input((STEPS,))
+    if functional:
+        outputs = inputs
+        for layer in stack:
+            outputs = layer(outputs)
+        legacy = tf_keras.Model(inputs, outputs)
+    else:
+        legacy = tf_keras.Sequential([inputs, *stack])
     _randomize_legacy(legacy)
     path = str(tmp_path / f"keras2_model{suffix}")
     legacy.save(path)
     ported = load_keras2_model(path)
-    bidirectional, rnn = ported.layers[0], ported.layers[1]
-    assert isinstance(bidirectional.forward_layer, krp.LSTM)
-    assert isinstance(rnn.cell, krp.GRUCell)
-    assert isinstance(ported.layers[3].backward_layer, krp.GRU)
-    assert_close(ported.predict(x, verbose=0), legacy.predict(x, verbose=0),
-                 atol=1e-5)
+    kinds = [type(layer) for layer in ported._flatten_layers()]
+    assert {krp.LSTM, krp.GRUCell, krp.GRU} <= set(kinds)
+    assert_close(ported.predict(ids, verbose=0),
+                 legacy.predict(ids, verbose=0), atol=1e-5)
 
 
 def test_load_keras2_model_rejects_a_weights_file(tmp_path):
