@@ -618,18 +618,25 @@ def _keras2_activations(config):
     layer and cell wrote it, where Keras 3 writes `seed` and we write
     both) means Keras 2's `"hard_sigmoid"`: it becomes
     `"keras2_hard_sigmoid"`, with a warning, to keep the numbers."""
-    config = dict(config)
     keras2 = "time_major" in config or (
         "implementation" in config and "seed" not in config
     )
+    return keras2_hard_sigmoid_config(config) if keras2 else dict(config)
+
+
+def keras2_hard_sigmoid_config(config, value="keras2_hard_sigmoid"):
+    """A copy of the Keras 2 layer or cell `config` whose `"hard_sigmoid"`
+    activations are `value` (Keras 2's formula), with a warning."""
+    config = dict(config)
     for key in ("activation", "recurrent_activation"):
-        if keras2 and config.get(key) == "hard_sigmoid":
+        if config.get(key) == "hard_sigmoid":
             warnings.warn(
-                f"Keras 2 config: {key}='hard_sigmoid' read as "
-                "'keras2_hard_sigmoid' (Keras 2's formula)",
-                stacklevel=3,
+                f"Keras 2 config of {config.get('name')!r}: {key}="
+                "'hard_sigmoid' read as 'keras2_hard_sigmoid' (Keras 2's "
+                "formula)",
+                stacklevel=4,
             )
-            config[key] = "keras2_hard_sigmoid"
+            config[key] = value
     return config
 
 

@@ -10,10 +10,11 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 import zipfile
 
 import numpy as np
+
+from keras_rnn_plus._base import keras2_hard_sigmoid_config
 
 # Keras 2's recurrent classes that ours replace, by the same name.
 KERAS2_CLASSES = ("LSTM", "GRU", "LSTMCell", "GRUCell", "PeepholeLSTMCell")
@@ -187,36 +188,24 @@ def _keras2_config_for_ours(node, keras_file=False):
         return node
     node = {k: _keras2_config_for_ours(v, keras_file) for k, v in node.items()}
     name, config = node.get("class_name"), node.get("config")
-    if isinstance(config, dict):  # Keras 2's formula, in any layer
-        for key in ("activation", "recurrent_activation"):
-            if config.get(key) == "hard_sigmoid":
-                warnings.warn(
-                    f"Keras 2 layer {config.get('name')!r}: {key}="
-                    "'hard_sigmoid' read as 'keras2_hard_sigmoid' (Keras "
-                    "2's formula)",
-                    stacklevel=2,
+    if isinstance(config, dict):
+        config = keras2_hard_sigmoid_config(config, _KERAS2_HARD_SIGMOID)
+        if name not in KERAS2_CLASSES:  # ours read the rest themselves
+            if config.pop("time_major", False):
+                raise ValueError(
+                    "time_major=True is not supported: the model's layer "
+                    f"{config.get('name')!r} reads time-major inputs"
                 )
-                config = {**config, key: _KERAS2_HARD_SIGMOID}
+            if keras_file and name != "InputLayer":
+                config.pop("batch_input_shape", None)
         node["config"] = config
     if name in KERAS2_CLASSES:
         node.pop("module", None)
         node.pop("registered_name", None)
-        return node
-    if name == "Functional" and str(node.get("module")).startswith(
+    elif name == "Functional" and str(node.get("module")).startswith(
         "tf_keras."
     ):
         node["module"] = "keras.src.models.functional"
-    if not isinstance(config, dict):
-        return node
-    config = dict(config)
-    if config.pop("time_major", False):
-        raise ValueError(
-            "time_major=True is not supported: the model's layer "
-            f"{config.get('name')!r} reads time-major inputs"
-        )
-    if keras_file and name != "InputLayer":
-        config.pop("batch_input_shape", None)
-    node["config"] = config
     return node
 
 
