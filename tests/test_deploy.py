@@ -225,7 +225,17 @@ def test_onnx_export_mixed_precision_is_a_loop(tmp_path):
     )
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+# The LiteRT grid repeats the ONNX one; the default run keeps a sample of
+# it, `pytest -m slow` (in CI) the rest.
+LITERT_DEFAULT = {"lstm", "gru", "peephole_cell_clip", "layer_norm",
+                  "bidirectional", "masked", "return_state"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n if n in LITERT_DEFAULT else pytest.param(n, marks=pytest.mark.slow)
+     for n in MODELS],
+)
 def test_litert_export(name, tmp_path):
     litert = _needs_litert()
     model = _build(name)

@@ -47,7 +47,14 @@ def test_tutorials_are_found():
     assert set(EXPECTED_OUTPUTS) <= {s.name for s in SCRIPTS}
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
+# Tutorial 01 (the README's main job) runs by default, the others with
+# `pytest -m slow` (in CI).
+@pytest.mark.parametrize(
+    "script",
+    [s if s.name.startswith("01_") else pytest.param(s, marks=pytest.mark.slow)
+     for s in SCRIPTS],
+    ids=[s.stem for s in SCRIPTS],
+)
 def test_tutorial_runs_quick(script, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
