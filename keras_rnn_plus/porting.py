@@ -1,9 +1,10 @@
 """Porting models trained elsewhere.
 
-The weight converters return a list in `krp.LSTM(...).get_weights()` order
-(`kernel`, `recurrent_kernel`, `bias`, peephole weights i, f, o,
-`projection_kernel`), ready for `layer.set_weights(...)`;
-`load_keras2_model` loads a whole Keras 2 model file.
+The weight converters return a list in the `get_weights()` order of our
+layer (`krp.LSTM`: `kernel`, `recurrent_kernel`, `bias`, peephole weights
+i, f, o, `projection_kernel`; `krp.GRU`: `kernel`, `recurrent_kernel`,
+`bias`), ready for `layer.set_weights(...)`; `load_keras2_model` loads a
+whole Keras 2 model file.
 """
 
 import json
@@ -21,8 +22,9 @@ KERAS2_CLASSES = ("LSTM", "GRU", "LSTMCell", "GRUCell", "PeepholeLSTMCell")
 
 
 def _reorder(matrix, order, units):
-    """Permute the gate blocks of the last axis into Keras's i, f, c, o."""
-    blocks = [matrix[..., k * units:(k + 1) * units] for k in range(4)]
+    """Permute the gate blocks of the last axis into Keras's order."""
+    blocks = [matrix[..., k * units:(k + 1) * units]
+              for k in range(len(order))]
     return np.concatenate([blocks[k] for k in order], axis=-1)
 
 
@@ -160,6 +162,99 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
                        + _array("bias_hh", bias_hh, (gates,)))
     if weight_hr is not None:
         weights.append(_array("weight_hr", weight_hr, (h_dim, gates // 4)).T)
+    return weights
+
+
+def from_tf1_gru_cell(gates_kernel, gates_bias, candidate_kernel,
+                      candidate_bias):
+    """Convert TF1 `tf.compat.v1.nn.rnn_cell.GRUCell` weights.
+
+    TF1's GRU is Keras's with `reset_after=False` (the reset gate scales
+    `h(t-1)` before the candidate's product): `gates/kernel`
+    `(input_dim + units, 2 * units)` over `[x, h]`, gate order r, u (u is
+    Keras's update gate z), `gates/bias` `(2 * units,)`,
+    `candidate/kernel` `(input_dim + units, units)` over `[x, r * h]` and
+    `candidate/bias` `(units,)`. Use the result in
+    `krp.GRU(units, reset_after=False)` (and the cell's `activation`).
+
+    Returns:
+        `[kernel, recurrent_kernel, bias]` for `krp.GRU.set_weights`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_rnn_plus.porting import from_tf1_gru_cell
+    >>> w = from_tf1_gru_cell(np.zeros((5, 4)), np.zeros(4),
+    ...                       np.zeros((5, 2)), np.zeros(2))
+    >>> [a.shape for a in w]
+    [(3, 6), (2, 6), (6,)]
+    """
+    candidate_bias = _array("candidate_bias", candidate_bias, (None,))
+    units = candidate_bias.shape[0]
+    if not units:
+        raise ValueError("candidate_bias must be (units,) with units >= 1")
+    candidate_kernel = _array("candidate_kernel", candidate_kernel,
+                              (None, units))
+    rows = candidate_kernel.shape[0]
+    if rows <= units:
+        raise ValueError(
+            f"candidate_kernel must be (input_dim + {units}, {units}); got "
+            f"{candidate_kernel.shape}"
+        )
+    gates_kernel = _array("gates_kernel", gates_kernel, (rows, 2 * units))
+    gates_bias = _array("gates_bias", gates_bias, (2 * units,))
+    kernel = np.concatenate([gates_kernel, candidate_kernel], axis=-1)
+    bias = np.concatenate([gates_bias, candidate_bias])
+    order = (1, 0, 2)  # TF1 r, u, candidate -> Keras z(u), r, h
+    input_dim = rows - units
+    return [
+        _reorder(kernel[:input_dim], order, units),
+        _reorder(kernel[input_dim:], order, units),
+        _reorder(bias, order, units),
+    ]
+
+
+def from_torch_gru(weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """Convert one layer and direction of PyTorch's `nn.GRU`.
+
+    PyTorch's GRU is Keras's with `reset_after=True` (Keras's default: the
+    reset gate scales the recurrent product, its bias included):
+    `weight_ih_l0` `(3 * units, input_dim)`, `weight_hh_l0`
+    `(3 * units, units)`, gate order r, z, n (Keras: z, r, h), and the two
+    biases that become the rows of our `bias` `(2, 3 * units)`. Pass numpy
+    arrays (`tensor.detach().numpy()`); use the result in `krp.GRU(units)`,
+    with `use_bias=False` for a PyTorch GRU made with `bias=False`.
+
+    Returns:
+        `[kernel, recurrent_kernel, bias]` (no bias without biases) for
+        `krp.GRU.set_weights`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_rnn_plus.porting import from_torch_gru
+    >>> w = from_torch_gru(np.zeros((6, 3)), np.zeros((6, 2)),
+    ...                    np.zeros(6), np.zeros(6))
+    >>> [a.shape for a in w]
+    [(3, 6), (2, 6), (2, 6)]
+    """
+    weight_ih = _array("weight_ih", weight_ih, (None, None))
+    gates = weight_ih.shape[0]
+    if gates % 3:
+        raise ValueError(
+            f"weight_ih must be (3 * units, input_dim); got {weight_ih.shape}"
+        )
+    units = gates // 3
+    weight_hh = _array("weight_hh", weight_hh, (gates, units))
+    order = (1, 0, 2)  # PyTorch r, z, n -> Keras z, r, h
+    weights = [_reorder(weight_ih.T, order, units),
+               _reorder(weight_hh.T, order, units)]
+    if (bias_ih is None) != (bias_hh is None):
+        raise ValueError("give both bias_ih and bias_hh, or neither")
+    if bias_ih is not None:
+        biases = [_array("bias_ih", bias_ih, (gates,)),
+                  _array("bias_hh", bias_hh, (gates,))]
+        weights.append(_reorder(np.stack(biases), order, units))
     return weights
 
 

@@ -745,3 +745,91 @@ def test_cudnn_dispatch_as_keras(kwargs, dispatched, monkeypatch):
     plain.build(x.shape)  # no call: the same masks are drawn next
     plain.set_weights(layer.get_weights())
     assert_close(plain(x, training=True), y)
+
+
+@pytest.mark.parametrize("units, features, bias, seed", [
+    (5, 4, True, 0), (3, 7, True, 1), (4, 2, False, 2), (1, 3, True, 3),
+])
+def test_from_torch_gru_matches_torch(units, features, bias, seed):
+    """`porting.from_torch_gru`: PyTorch's `nn.GRU` weights in `krp.GRU`
+    give its outputs and final state, from a given initial state too."""
+    torch = pytest.importorskip("torch")
+    from keras_rnn_plus.porting import from_torch_gru
+
+    torch.manual_seed(seed)
+    x = random_inputs((3, 6, features), seed=seed)
+    h0 = random_inputs((3, units), seed=seed + 10)
+    theirs = torch.nn.GRU(features, units, bias=bias, batch_first=True)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.uniform_(-0.8, 0.8)
+        seq, h = theirs(torch.from_numpy(x), torch.from_numpy(h0)[None])
+    p = {k: v.detach().numpy() for k, v in theirs.named_parameters()}
+    ours = krp.GRU(units, use_bias=bias, return_sequences=True,
+                   return_state=True)
+    ours(x)
+    ours.set_weights(from_torch_gru(
+        p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"),
+        p.get("bias_hh_l0")))
+    assert_close(ours(x, initial_state=[h0]), [seq.numpy(), h[0].numpy()])
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_from_tf1_gru_cell_matches_tf1(activation):
+    """`porting.from_tf1_gru_cell`: TF1's `GRUCell` (Keras 2's legacy
+    cell) stepped by hand, against `krp.GRU(reset_after=False)`."""
+    legacy = pytest.importorskip("tf_keras.src.layers.rnn.legacy_cells")
+    from keras_rnn_plus.porting import from_tf1_gru_cell
+
+    x = random_inputs((3, 6, 4))
+    h0 = random_inputs((3, UNITS), seed=5)
+    cell = legacy.GRUCell(UNITS, activation=activation)
+    state = tf.constant(h0)
+    cell(x[:, 0], state)  # build
+    rs = np.random.RandomState(4)
+    for v in cell.weights:
+        v.assign(0.6 * rs.standard_normal(v.shape))
+    outputs = []
+    for t in range(x.shape[1]):
+        out, state = cell(x[:, t], state)
+        outputs.append(out)
+    named = {v.name.split("gru_cell/")[-1].split(":")[0]: v.numpy()
+             for v in cell.weights}
+    ours = krp.GRU(UNITS, activation=activation, reset_after=False,
+                   return_sequences=True, return_state=True)
+    ours(x)
+    ours.set_weights(from_tf1_gru_cell(
+        named["gates/kernel"], named["gates/bias"],
+        named["candidate/kernel"], named["candidate/bias"]))
+    assert_close(ours(x, initial_state=[h0]),
+                 [np.stack(outputs, 1), state])
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(weight_ih=np.zeros((10, 3)), weight_hh=np.zeros((10, 3))),
+     "weight_ih"),
+    (dict(weight_ih=np.zeros((12, 3)), weight_hh=np.zeros((12, 3))),
+     "weight_hh"),
+    (dict(weight_ih=np.zeros((12, 3)), weight_hh=np.zeros((12, 4)),
+          bias_ih=np.zeros(12)), "bias_hh"),
+    (dict(weight_ih=np.zeros((12, 3)), weight_hh=np.zeros((12, 4)),
+          bias_ih=np.zeros(12), bias_hh=np.zeros(9)), "bias_hh"),
+])
+def test_from_torch_gru_rejects_inconsistent_shapes(kwargs, argument):
+    from keras_rnn_plus.porting import from_torch_gru
+
+    with pytest.raises(ValueError, match=argument):
+        from_torch_gru(**kwargs)
+
+
+@pytest.mark.parametrize("shapes, argument", [
+    (((7, 8), (8,), (7, 3), (4,)), "candidate_kernel"),
+    (((7, 8), (8,), (4, 4), (4,)), "candidate_kernel"),
+    (((7, 6), (8,), (7, 4), (4,)), "gates_kernel"),
+    (((7, 8), (6,), (7, 4), (4,)), "gates_bias"),
+])
+def test_from_tf1_gru_cell_rejects_inconsistent_shapes(shapes, argument):
+    from keras_rnn_plus.porting import from_tf1_gru_cell
+
+    with pytest.raises(ValueError, match=argument):
+        from_tf1_gru_cell(*(np.zeros(s) for s in shapes))
