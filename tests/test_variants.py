@@ -660,3 +660,31 @@ def test_layer_norm_under_mixed_float16_keeps_large_products():
     want, _, _ = reference.lstm(x, weights_by_name(layer), layer_norm_=True)
     assert np.abs(want).max() > 0.1
     assert_close(got, want, atol=2e-2)
+
+
+def test_torch_stacked_bidirectional_lstm_ports_layer_by_layer():
+    """A 2-layer bidirectional `nn.LSTM` is two `Bidirectional(krp.LSTM)`
+    layers: forward then `_reverse` weights of each layer, converted one
+    by one (the README's recipe), give PyTorch's outputs."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(7)
+    x = random_inputs((3, 6, 5), seed=7)
+    theirs = torch.nn.LSTM(5, UNITS, num_layers=2, bidirectional=True,
+                           batch_first=True)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.uniform_(-0.6, 0.6)
+        expected, _ = theirs(torch.from_numpy(x))
+    p = {k: v.detach().numpy() for k, v in theirs.named_parameters()}
+
+    def converted(suffix):
+        return from_torch_lstm(*(p[f"{name}{suffix}"] for name in (
+            "weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+
+    ours = keras.Sequential([keras.Input((None, 5))] + [
+        keras.layers.Bidirectional(krp.LSTM(UNITS, return_sequences=True))
+        for _ in range(2)
+    ])
+    for k, layer in enumerate(ours.layers):
+        layer.set_weights(converted(f"_l{k}") + converted(f"_l{k}_reverse"))
+    assert_close(ours(x), expected.numpy())
