@@ -1,7 +1,8 @@
 """Porting Keras 2 (`tf_keras`) LSTMs to `krp.LSTM`.
 
-Keras 2's LSTM defaulted to `recurrent_activation="hard_sigmoid"`, which in
-Keras 2 is `clip(0.2 x + 0.5, 0, 1)`; Keras 3's `"hard_sigmoid"` is
+Keras 2's LSTM up to 2.2 (and `tf.compat.v1.keras.layers.LSTM`) defaulted
+to `recurrent_activation="hard_sigmoid"`, which in Keras 2 is
+`clip(0.2 x + 0.5, 0, 1)`; Keras 3's `"hard_sigmoid"` is
 `clip(x / 6 + 0.5, 0, 1)`. `krp.LSTM(recurrent_activation=
 "keras2_hard_sigmoid", implementation=1)` with the Keras 2 weights must give
 Keras 2's numbers.
