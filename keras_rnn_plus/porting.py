@@ -80,7 +80,7 @@ def from_tf1_lstm_cell(
     [(3, 8), (2, 8), (8,)]
     """
     bias = _array("bias", bias, (None,))
-    if bias.shape[0] % 4:
+    if not bias.shape[0] or bias.shape[0] % 4:
         raise ValueError(f"bias must be (4 * units,); got {bias.shape}")
     units = bias.shape[0] // 4
     h_dim = units
@@ -148,7 +148,7 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     """
     weight_ih = _array("weight_ih", weight_ih, (None, None))
     gates = weight_ih.shape[0]
-    if gates % 4:
+    if not gates or gates % 4:
         raise ValueError(
             f"weight_ih must be (4 * units, input_dim); got {weight_ih.shape}"
         )
@@ -240,7 +240,7 @@ def from_torch_gru(weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """
     weight_ih = _array("weight_ih", weight_ih, (None, None))
     gates = weight_ih.shape[0]
-    if gates % 3:
+    if not gates or gates % 3:
         raise ValueError(
             f"weight_ih must be (3 * units, input_dim); got {weight_ih.shape}"
         )

@@ -808,6 +808,8 @@ def test_from_tf1_gru_cell_matches_tf1(activation):
 @pytest.mark.parametrize("kwargs, argument", [
     (dict(weight_ih=np.zeros((10, 3)), weight_hh=np.zeros((10, 3))),
      "weight_ih"),
+    (dict(weight_ih=np.zeros((0, 3)), weight_hh=np.zeros((0, 0))),
+     "weight_ih"),
     (dict(weight_ih=np.zeros((12, 3)), weight_hh=np.zeros((12, 3))),
      "weight_hh"),
     (dict(weight_ih=np.zeros((12, 3)), weight_hh=np.zeros((12, 4)),
@@ -827,6 +829,7 @@ def test_from_torch_gru_rejects_inconsistent_shapes(kwargs, argument):
     (((7, 8), (8,), (4, 4), (4,)), "candidate_kernel"),
     (((7, 6), (8,), (7, 4), (4,)), "gates_kernel"),
     (((7, 8), (6,), (7, 4), (4,)), "gates_bias"),
+    (((7, 0), (0,), (7, 0), (0,)), "candidate_bias"),
 ])
 def test_from_tf1_gru_cell_rejects_inconsistent_shapes(shapes, argument):
     from keras_rnn_plus.porting import from_tf1_gru_cell
