@@ -4,7 +4,7 @@ The weight converters return a list in the `get_weights()` order of our
 layer (`krp.LSTM`: `kernel`, `recurrent_kernel`, `bias`, peephole weights
 i, f, o, `projection_kernel`; `krp.GRU`: `kernel`, `recurrent_kernel`,
 `bias`), ready for `layer.set_weights(...)`; `load_keras2_model` loads a
-whole Keras 2 model file.
+whole Keras 2 model file, `CuDNNLSTM` / `CuDNNGRU` included.
 """
 
 import json
@@ -258,6 +258,66 @@ def from_torch_gru(weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     return weights
 
 
+def from_keras2_cudnn(kernel, recurrent_kernel, bias):
+    """Convert the weights of Keras 2's `CuDNNLSTM` / `CuDNNGRU`.
+
+    Those layers (`tf.compat.v1.keras.layers`, standalone Keras 2) have
+    Keras's weight shapes and gate order (i, f, c, o; z, r, h) but pass
+    each gate's slice of `kernel` to cuDNN as raw memory, so a gate's
+    `(input_dim, units)` block holds its matrix in cuDNN's `(units,
+    input_dim)` layout, and a recurrent block its transpose; `bias` holds
+    the input biases of the gates, then the recurrent ones. The result
+    goes into `krp.LSTM(units)` or `krp.GRU(units)` (`reset_after=True`),
+    with the default activations, the only ones cuDNN computes.
+    `porting.load_keras2_model` applies it to whole model files.
+
+    Args:
+        kernel: array `(input_dim, G * units)`, `G` = 4 (LSTM) or 3 (GRU).
+        recurrent_kernel: array `(units, G * units)`.
+        bias: array `(2 * G * units,)`.
+
+    Returns:
+        `[kernel, recurrent_kernel, bias]` for `set_weights`: the LSTM's
+        two biases summed, `(4 * units,)`; the GRU's as rows, `(2, 3 *
+        units)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_rnn_plus.porting import from_keras2_cudnn
+    >>> w = from_keras2_cudnn(np.zeros((3, 8)), np.zeros((2, 8)),
+    ...                       np.zeros(16))
+    >>> [a.shape for a in w]
+    [(3, 8), (2, 8), (8,)]
+    """
+    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel,
+                              (None, None))
+    units, width = recurrent_kernel.shape
+    if not units or width not in (3 * units, 4 * units):
+        raise ValueError(
+            "recurrent_kernel must be (units, 4 * units) (LSTM) or (units, "
+            f"3 * units) (GRU); got {recurrent_kernel.shape}"
+        )
+    gates = width // units
+    kernel = _array("kernel", kernel, (None, width))
+    bias = _array("bias", bias, (2 * width,))
+    input_dim = kernel.shape[0]
+    blocks = range(0, width, units)
+    kernel = np.concatenate(
+        [kernel[:, k:k + units].reshape(units, input_dim).T for k in blocks],
+        axis=-1,
+    )
+    recurrent_kernel = np.concatenate(
+        [recurrent_kernel[:, k:k + units].T for k in blocks], axis=-1
+    )
+    bias = bias.reshape(2, width)
+    return [kernel, recurrent_kernel, bias.sum(0) if gates == 4 else bias]
+
+
+# Keras 2's cuDNN-only layers, and ours that compute their function.
+KERAS2_CUDNN_CLASSES = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
+
+
 # How Keras 3 saves `keras2_hard_sigmoid` (Keras's own layers read an
 # activation given by name only among Keras's functions).
 _KERAS2_HARD_SIGMOID = {
@@ -283,6 +343,10 @@ def _keras2_config_for_ours(node, keras_file=False):
         return node
     node = {k: _keras2_config_for_ours(v, keras_file) for k, v in node.items()}
     name, config = node.get("class_name"), node.get("config")
+    if name in KERAS2_CUDNN_CLASSES and isinstance(config, dict):
+        name = node["class_name"] = KERAS2_CUDNN_CLASSES[name]
+        if name == "GRU":
+            config = {**config, "reset_after": True}
     if isinstance(config, dict):
         config = keras2_hard_sigmoid_config(config, _KERAS2_HARD_SIGMOID)
         if name not in KERAS2_CLASSES:  # ours read the rest themselves
@@ -310,7 +374,10 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
     with our `LSTM`, `GRU`, `LSTMCell`, `GRUCell` and `PeepholeLSTMCell`
     in place of Keras 2's wherever they sit (`Bidirectional`, `RNN`,
     `TimeDistributed`), and Keras 2's numbers: `"hard_sigmoid"`, in any
-    layer, is read as `"keras2_hard_sigmoid"`, with a warning.
+    layer, is read as `"keras2_hard_sigmoid"`, with a warning. Keras 2's
+    GPU-only `CuDNNLSTM` / `CuDNNGRU` (in `.h5` files) become our `LSTM` /
+    `GRU(reset_after=True)`, which compute their function anywhere, with
+    their weights converted (`from_keras2_cudnn`).
 
     `keras.models.load_model(path, custom_objects={"LSTM": krp.LSTM})`
     does this only for the top-level layers of an `.h5` file: inside
@@ -354,6 +421,13 @@ def _copy_keras_file(source, target):
         for item in old.infolist():
             data = old.read(item)
             if item.filename == "config.json":
+                cudnn = [n for n in KERAS2_CUDNN_CLASSES if n in str(data)]
+                if cudnn:
+                    raise ValueError(
+                        f"{source}: Keras 2's {' and '.join(cudnn)} load "
+                        "from `.h5` model files only; save the model with "
+                        "`model.save('model.h5')` in Keras 2 and load that"
+                    )
                 config = _keras2_config_for_ours(json.loads(data), True)
                 data = json.dumps(config)
             new.writestr(item, data)
@@ -369,5 +443,33 @@ def _copy_h5_file(source, target):
                 f"{source} holds no model config: for a weights file, "
                 "build the model with our layers and `load_weights` it"
             )
-        config = _keras2_config_for_ours(json.loads(f.attrs["model_config"]))
+        config = f.attrs["model_config"]
+        if any(name in str(config) for name in KERAS2_CUDNN_CLASSES):
+            _convert_cudnn_weights(f["model_weights"])
+        config = _keras2_config_for_ours(json.loads(config))
         f.attrs["model_config"] = json.dumps(config)
+
+
+def _convert_cudnn_weights(weights):
+    """Rewrite, in an open `.h5` model file's weights group, the weights of
+    every `CuDNNLSTM` / `CuDNNGRU` (told apart, as Keras 2 did, by the
+    bias: two per gate) into ours (`from_keras2_cudnn`), same names."""
+    import h5py
+
+    names = ("kernel:0", "recurrent_kernel:0", "bias:0")
+    groups = []
+    weights.visititems(
+        lambda _, g: groups.append(g)
+        if isinstance(g, h5py.Group) and all(n in g for n in names) else None
+    )
+    for group in groups:
+        kernel, recurrent, bias = (group[n][()] for n in names)
+        units = recurrent.shape[0] if recurrent.ndim == 2 else 0
+        if not units or bias.shape != (2 * recurrent.shape[1],) or (
+            recurrent.shape[1] not in (3 * units, 4 * units)
+        ):
+            continue
+        for name, value in zip(names,
+                               from_keras2_cudnn(kernel, recurrent, bias)):
+            del group[name]
+            group.create_dataset(name, data=value)

@@ -380,3 +380,100 @@ def test_load_keras2_model_rejects_a_weights_file(tmp_path):
     _legacy_model().save_weights(path)
     with pytest.raises(ValueError, match="load_weights"):
         load_keras2_model(path)
+
+
+def _cudnn_legacy_model():
+    """A Keras 2 model with `CuDNNLSTM` (also inside `Bidirectional`),
+    `CuDNNGRU` and a plain LSTM, random weights (building them needs no
+    GPU; running them does)."""
+    from tf_keras.src.layers.rnn.cudnn_gru import CuDNNGRU
+    from tf_keras.src.layers.rnn.cudnn_lstm import CuDNNLSTM
+
+    inputs = tf_keras.Input((None, FEATURES))
+    y = tf_keras.layers.Bidirectional(
+        CuDNNLSTM(UNITS, return_sequences=True))(inputs)
+    y = CuDNNGRU(3, return_sequences=True)(y)
+    y = tf_keras.layers.LSTM(4, return_sequences=True)(y)
+    y = CuDNNLSTM(2)(y)
+    model = tf_keras.Model(inputs, y)
+    rs = np.random.RandomState(15)
+    model.set_weights([rs.uniform(-0.6, 0.6, w.shape)
+                       for w in model.get_weights()])
+    return model
+
+
+def _keras2_non_cudnn_twin(cudnn_model, path):
+    """Keras 2's own route for a cuDNN model on a CPU: the same model with
+    `LSTM` / `GRU(reset_after=True)`, loading the cuDNN weights file with
+    Keras 2's converter."""
+    layers = tf_keras.layers
+    inputs = tf_keras.Input((None, FEATURES))
+    y = layers.Bidirectional(layers.LSTM(UNITS, return_sequences=True))(
+        inputs)
+    y = layers.GRU(3, return_sequences=True, reset_after=True)(y)
+    y = layers.LSTM(4, return_sequences=True)(y)
+    y = layers.LSTM(2)(y)
+    twin = tf_keras.Model(inputs, y)
+    twin.load_weights(path)
+    return twin
+
+
+def test_load_keras2_model_with_cudnn_layers(tmp_path):
+    """Keras 2's `CuDNNLSTM` / `CuDNNGRU` (GPU-only there) load as our
+    `LSTM` / `GRU` with `load_keras2_model`, giving the numbers of Keras
+    2's own conversion of their weights to `LSTM` / `GRU`; a `tf_keras`
+    `.keras` file with them gets a clear error."""
+    legacy = _cudnn_legacy_model()
+    path = str(tmp_path / "cudnn.h5")
+    legacy.save(path)
+    expected = _keras2_non_cudnn_twin(legacy, path)
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=16)
+    ported = load_keras2_model(path)
+    kinds = [type(layer) for layer in ported._flatten_layers()]
+    assert kinds.count(krp.LSTM) == 4 and kinds.count(krp.GRU) == 1
+    reference = expected.predict(x, verbose=0)
+    assert np.abs(reference).max() > 0.05
+    assert_close(ported.predict(x, verbose=0), reference, atol=1e-5)
+    keras_file = str(tmp_path / "cudnn.keras")
+    legacy.save(keras_file)
+    with pytest.raises(ValueError, match="CuDNNLSTM and CuDNNGRU.*h5"):
+        load_keras2_model(keras_file)
+
+
+@pytest.mark.parametrize("layer", ["CuDNNLSTM", "CuDNNGRU"])
+def test_from_keras2_cudnn_matches_keras2_conversion(layer):
+    """`from_keras2_cudnn` against Keras 2's own converter of cuDNN weights
+    (`_convert_rnn_weights`, which `load_weights` uses)."""
+    from tf_keras.src.layers.rnn import cudnn_gru, cudnn_lstm
+    from tf_keras.src.saving.legacy import hdf5_format
+
+    from keras_rnn_plus.porting import from_keras2_cudnn
+
+    if layer == "CuDNNLSTM":
+        cudnn = cudnn_lstm.CuDNNLSTM(UNITS)
+        target, ours = tf_keras.layers.LSTM(UNITS), krp.LSTM(UNITS)
+    else:
+        cudnn = cudnn_gru.CuDNNGRU(UNITS)
+        target = tf_keras.layers.GRU(UNITS, reset_after=True)
+        ours = krp.GRU(UNITS)
+    cudnn.build((None, None, FEATURES))
+    target.build((None, None, FEATURES))
+    rs = np.random.RandomState(17)
+    weights = [rs.standard_normal(w.shape) for w in cudnn.get_weights()]
+    expected = hdf5_format._convert_rnn_weights(target, weights)
+    converted = from_keras2_cudnn(*weights)
+    assert_close(converted, expected, atol=0, rtol=0)
+    ours.build((None, None, FEATURES))
+    ours.set_weights(converted)  # our shapes
+
+
+@pytest.mark.parametrize("shapes, argument", [
+    (((3, 8), (2, 5), (16,)), "recurrent_kernel"),
+    (((3, 6), (2, 8), (16,)), "kernel"),
+    (((3, 8), (2, 8), (8,)), "bias"),
+])
+def test_from_keras2_cudnn_rejects_inconsistent_shapes(shapes, argument):
+    from keras_rnn_plus.porting import from_keras2_cudnn
+
+    with pytest.raises(ValueError, match=argument):
+        from_keras2_cudnn(*(np.zeros(s) for s in shapes))
