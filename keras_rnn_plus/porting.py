@@ -238,14 +238,14 @@ def from_torch_gru(weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     >>> [a.shape for a in w]
     [(3, 6), (2, 6), (2, 6)]
     """
-    weight_ih = _array("weight_ih", weight_ih, (None, None))
-    gates = weight_ih.shape[0]
-    if not gates or gates % 3:
+    weight_hh = _array("weight_hh", weight_hh, (None, None))
+    units = weight_hh.shape[1]
+    gates = 3 * units
+    if not units or weight_hh.shape[0] != gates:
         raise ValueError(
-            f"weight_ih must be (3 * units, input_dim); got {weight_ih.shape}"
+            f"weight_hh must be (3 * units, units); got {weight_hh.shape}"
         )
-    units = gates // 3
-    weight_hh = _array("weight_hh", weight_hh, (gates, units))
+    weight_ih = _array("weight_ih", weight_ih, (gates, None))
     order = (1, 0, 2)  # PyTorch r, z, n -> Keras z, r, h
     weights = [_reorder(weight_ih.T, order, units),
                _reorder(weight_hh.T, order, units)]
@@ -421,15 +421,15 @@ def _copy_keras_file(source, target):
         for item in old.infolist():
             data = old.read(item)
             if item.filename == "config.json":
-                cudnn = [n for n in KERAS2_CUDNN_CLASSES if n in str(data)]
+                config = json.loads(data)
+                cudnn = sorted(_cudnn_classes(config))
                 if cudnn:
                     raise ValueError(
                         f"{source}: Keras 2's {' and '.join(cudnn)} load "
                         "from `.h5` model files only; save the model with "
                         "`model.save('model.h5')` in Keras 2 and load that"
                     )
-                config = _keras2_config_for_ours(json.loads(data), True)
-                data = json.dumps(config)
+                data = json.dumps(_keras2_config_for_ours(config, True))
             new.writestr(item, data)
 
 
@@ -443,11 +443,22 @@ def _copy_h5_file(source, target):
                 f"{source} holds no model config: for a weights file, "
                 "build the model with our layers and `load_weights` it"
             )
-        config = f.attrs["model_config"]
-        if any(name in str(config) for name in KERAS2_CUDNN_CLASSES):
+        config = json.loads(f.attrs["model_config"])
+        if _cudnn_classes(config):
             _convert_cudnn_weights(f["model_weights"])
-        config = _keras2_config_for_ours(json.loads(config))
-        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["model_config"] = json.dumps(_keras2_config_for_ours(config))
+
+
+def _cudnn_classes(node):
+    """The Keras 2 cuDNN classes that a model config uses."""
+    if isinstance(node, list):
+        return set().union(*map(_cudnn_classes, node))
+    if not isinstance(node, dict):
+        return set()
+    found = set().union(*map(_cudnn_classes, node.values()))
+    if node.get("class_name") in KERAS2_CUDNN_CLASSES:
+        found.add(node["class_name"])
+    return found
 
 
 def _convert_cudnn_weights(weights):

@@ -806,10 +806,12 @@ def test_from_tf1_gru_cell_matches_tf1(activation):
 
 
 @pytest.mark.parametrize("kwargs, argument", [
-    (dict(weight_ih=np.zeros((10, 3)), weight_hh=np.zeros((10, 3))),
+    (dict(weight_ih=np.zeros((10, 3)), weight_hh=np.zeros((12, 4))),
      "weight_ih"),
+    (dict(weight_ih=np.zeros((3, 6)), weight_hh=np.zeros((6, 2))),
+     "weight_ih"),  # transposed
     (dict(weight_ih=np.zeros((0, 3)), weight_hh=np.zeros((0, 0))),
-     "weight_ih"),
+     "weight_hh"),
     (dict(weight_ih=np.zeros((12, 3)), weight_hh=np.zeros((12, 3))),
      "weight_hh"),
     (dict(weight_ih=np.zeros((12, 3)), weight_hh=np.zeros((12, 4)),

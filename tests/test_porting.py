@@ -436,7 +436,7 @@ def test_load_keras2_model_with_cudnn_layers(tmp_path):
     assert_close(ported.predict(x, verbose=0), reference, atol=1e-5)
     keras_file = str(tmp_path / "cudnn.keras")
     legacy.save(keras_file)
-    with pytest.raises(ValueError, match="CuDNNLSTM and CuDNNGRU.*h5"):
+    with pytest.raises(ValueError, match="CuDNNGRU and CuDNNLSTM.*h5"):
         load_keras2_model(keras_file)
 
 
@@ -477,3 +477,20 @@ def test_from_keras2_cudnn_rejects_inconsistent_shapes(shapes, argument):
 
     with pytest.raises(ValueError, match=argument):
         from_keras2_cudnn(*(np.zeros(s) for s in shapes))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_load_keras2_model_cudnn_in_a_name_only(tmp_path, suffix):
+    """Only cuDNN classes count: a layer merely named after one loads
+    from either file kind, with Keras 2's numbers."""
+    legacy = tf_keras.Sequential([
+        tf_keras.Input((None, FEATURES)),
+        tf_keras.layers.LSTM(UNITS, name="CuDNNLSTM_replaced"),
+    ])
+    _randomize_legacy(legacy)
+    path = str(tmp_path / f"named{suffix}")
+    legacy.save(path)
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=18)
+    assert_close(load_keras2_model(path).predict(x, verbose=0),
+                 legacy.predict(x, verbose=0), atol=1e-5)
