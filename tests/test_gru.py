@@ -20,6 +20,7 @@ from testing import (
     random_inputs,
     randomize_weights,
     run_python,
+    run_tf1_cell,
 )
 
 import keras_rnn_plus as krp
@@ -784,25 +785,15 @@ def test_from_tf1_gru_cell_matches_tf1(activation):
     x = random_inputs((3, 6, 4))
     h0 = random_inputs((3, UNITS), seed=5)
     cell = legacy.GRUCell(UNITS, activation=activation)
-    state = tf.constant(h0)
-    cell(x[:, 0], state)  # build
-    rs = np.random.RandomState(4)
-    for v in cell.weights:
-        v.assign(0.6 * rs.standard_normal(v.shape))
-    outputs = []
-    for t in range(x.shape[1]):
-        out, state = cell(x[:, t], state)
-        outputs.append(out)
-    named = {v.name.split("gru_cell/")[-1].split(":")[0]: v.numpy()
-             for v in cell.weights}
+    outputs, state, named = run_tf1_cell(cell, x, tf.constant(h0), seed=4,
+                                         scale=0.6)
     ours = krp.GRU(UNITS, activation=activation, reset_after=False,
                    return_sequences=True, return_state=True)
     ours(x)
     ours.set_weights(from_tf1_gru_cell(
         named["gates/kernel"], named["gates/bias"],
         named["candidate/kernel"], named["candidate/bias"]))
-    assert_close(ours(x, initial_state=[h0]),
-                 [np.stack(outputs, 1), state])
+    assert_close(ours(x, initial_state=[h0]), [outputs, state])
 
 
 @pytest.mark.parametrize("kwargs, argument", [

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 import reference
 import tensorflow as tf
-from testing import assert_close, random_inputs, randomize_weights, run_python
+from testing import (
+    assert_close,
+    random_inputs,
+    randomize_weights,
+    run_python,
+    run_tf1_cell,
+)
 
 import keras_rnn_plus as krp
 from keras_rnn_plus.porting import (
@@ -259,16 +265,7 @@ def test_matches_tf1_lstm_cell(config):
     cell = legacy.LSTMCell(UNITS, **config)
     h_dim = config.get("num_proj") or UNITS
     state = (tf.zeros((3, UNITS)), tf.zeros((3, h_dim)))
-    cell(x[:, 0], state)  # build
-    rs = np.random.RandomState(2)
-    for v in cell.weights:
-        v.assign(0.5 * rs.standard_normal(v.shape))
-    outputs = []
-    for t in range(x.shape[1]):
-        out, state = cell(x[:, t], state)
-        outputs.append(out)
-    named = {v.name.split("lstm_cell/")[-1].split(":")[0]: v.numpy()
-             for v in cell.weights}
+    outputs, state, named = run_tf1_cell(cell, x, state, seed=2, scale=0.5)
     ours = krp.LSTM(UNITS, return_sequences=True, return_state=True,
                     **config)
     ours(x)
@@ -277,7 +274,7 @@ def test_matches_tf1_lstm_cell(config):
         w_f_diag=named.get("w_f_diag"), w_o_diag=named.get("w_o_diag"),
         projection_kernel=named.get("projection/kernel")))
     seq, h, c = ours(x)
-    assert_close([seq, h, c], [np.stack(outputs, 1), state.h, state.c])
+    assert_close([seq, h, c], [outputs, state.h, state.c])
 
 
 @pytest.mark.parametrize("proj_size", [0, 2, 3])

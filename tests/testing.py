@@ -111,3 +111,21 @@ __all__ = [
     "copied_pair", "randomize_weights", "gradients", "run_python",
     "check_mixed_precision_like_keras", "keras",
 ]
+
+
+def run_tf1_cell(cell, x, state, seed, scale):
+    """Give a TF1 cell (`tf_keras`'s legacy cells) random weights, then step
+    it by hand over `x` `(batch, time, features)` from `state`. Returns the
+    stacked outputs, the final state and the weights by TF1 name
+    (`"kernel"`, `"projection/kernel"`, `"gates/bias"`, ...)."""
+    cell(x[:, 0], state)  # build
+    rs = np.random.RandomState(seed)
+    for v in cell.weights:
+        v.assign(scale * rs.standard_normal(v.shape))
+    outputs = []
+    for t in range(x.shape[1]):
+        out, state = cell(x[:, t], state)
+        outputs.append(out)
+    named = {v.name.split(":")[0].split("/", 1)[1]: v.numpy()
+             for v in cell.weights}
+    return np.stack(outputs, 1), state, named
