@@ -23,13 +23,17 @@ def layer_norm(x, gamma, beta, eps=1e-3):
 
 def lstm(x, w, *, peepholes=False, forget_bias=0.0, cell_clip=None,
          proj_clip=None, forget_gate=True, cifg=False, layer_norm_=False,
-         act=np.tanh, gate_act=sigmoid, mask=None, h0=None, c0=None):
+         act=np.tanh, gate_act=sigmoid, mask=None, h0=None, c0=None,
+         input_masks=None, recurrent_masks=None):
     """Run the LSTM over x (batch, time, features).
 
     `w` maps names to arrays: kernel, recurrent_kernel, bias (optional),
     input/forget/output_gate_peephole_weights, projection_kernel,
     {kernel,recurrent,cell}_norm_{gamma,beta}. `mask` (batch, time): a
     False step leaves the states and the output unchanged.
+    `input_masks` / `recurrent_masks`: dropout, one (batch, features) /
+    (batch, h_dim) mask per gate (in weight order), multiplying x(t) /
+    h(t-1) before that gate's product at every step.
     Returns (outputs (batch, time, h_dim), h, c).
     """
     x = np.asarray(x, np.float64)
@@ -43,9 +47,17 @@ def lstm(x, w, *, peepholes=False, forget_bias=0.0, cell_clip=None,
     c = np.zeros((batch, units)) if c0 is None else np.asarray(c0, float)
     out = np.zeros((batch, h_dim))
     outputs = []
+
+    def product(v, kernel, masks):
+        if masks is None:
+            return v @ kernel
+        return np.concatenate(
+            [(v * m) @ kernel[:, k * units:(k + 1) * units]
+             for k, m in enumerate(masks)], -1)
+
     for t in range(steps):
-        a = x[:, t] @ w["kernel"]
-        r = h @ w["recurrent_kernel"]
+        a = product(x[:, t], w["kernel"], input_masks)
+        r = product(h, w["recurrent_kernel"], recurrent_masks)
         if layer_norm_:
             a = layer_norm(a, w["kernel_norm_gamma"], w["kernel_norm_beta"])
             r = layer_norm(r, w["recurrent_norm_gamma"],

@@ -121,13 +121,22 @@ def test_parity_outputs_states_and_gradients(kwargs):
 
 
 @pytest.mark.parametrize("implementation", [1, 2])
-def test_implementations_are_both_real_and_equal(implementation):
+def test_implementations_are_both_real_and_equal(implementation,
+                                                monkeypatch):
     x = random_inputs((3, 6, 4))
     ref, ours = make_pair(x, implementation=implementation,
                           return_sequences=True)
     assert ours.cell.per_gate == (implementation == 1)
     assert_close(ours(x), ref(x))
     assert ours.get_config()["implementation"] == implementation
+    # Count the products of one cell step: per gate, 4 input + 4
+    # recurrent; fused, 1 input + 1 recurrent.
+    products = []
+    matmul = keras.ops.matmul
+    monkeypatch.setattr(keras.ops, "matmul",
+                        lambda a, b: products.append(1) or matmul(a, b))
+    ours.cell(x[:, 0], [np.zeros((3, UNITS), "float32")] * 2)
+    assert len(products) == (8 if implementation == 1 else 2)
 
 
 def test_cell_inside_keras_rnn_equals_keras_lstm():
@@ -318,17 +327,29 @@ def test_constraints_applied_after_optimizer_step():
     assert np.all(ours.layers[0].get_weights()[1] >= 0)
 
 
-def test_fit_in_sequential_and_functional_models():
+@pytest.mark.parametrize("kind", ["functional", "sequential"])
+def test_fit_in_sequential_and_functional_models(kind):
+    """`fit` (Adam, mini-batches, 3 epochs) follows Keras's LSTM in the
+    same model: the same losses and final weights."""
     x, y = random_inputs((16, 5, 3)), random_inputs((16, 1), 1)
-    inp = keras.Input((5, 3))
-    functional = keras.Model(inp, keras.layers.Dense(1)(krp.LSTM(4)(inp)))
-    sequential = keras.Sequential([keras.Input((5, 3)), krp.LSTM(4),
-                                   keras.layers.Dense(1)])
-    for model in (functional, sequential):
-        model.compile(optimizer="adam", loss="mse")
-        hist = model.fit(x, y, epochs=3, verbose=0)
-        assert np.isfinite(hist.history["loss"]).all()
-        assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+    def model(lstm):
+        if kind == "sequential":
+            return keras.Sequential([keras.Input((5, 3)), lstm(4),
+                                     keras.layers.Dense(1)])
+        inp = keras.Input((5, 3))
+        return keras.Model(inp, keras.layers.Dense(1)(lstm(4)(inp)))
+
+    ref, ours = model(keras.layers.LSTM), model(krp.LSTM)
+    ours.set_weights(ref.get_weights())
+    losses = []
+    for m in (ref, ours):
+        m.compile(optimizer="adam", loss="mse")
+        losses.append(m.fit(x, y, epochs=3, batch_size=8, shuffle=False,
+                            verbose=0).history["loss"])
+    assert losses[0][-1] < losses[0][0]  # it trained
+    assert_close(losses[1], losses[0], atol=1e-5)
+    assert_close(ours.get_weights(), ref.get_weights(), atol=1e-5)
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

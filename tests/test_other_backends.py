@@ -59,19 +59,37 @@ for keras_cls, ours_cls, kwargs, masked in cases:
     for w1, w2 in zip(ours.get_weights(), ref.get_weights()):
         np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg=str(kwargs))
 
-# A stateful layer trains (PyTorch's autograd needs its states copied);
-# its first step, from zero states, is Keras's non-stateful layer's.
-ref = model(keras.layers.LSTM(4), False)
+# A stateful layer trains (PyTorch's autograd needs its states copied)
+# over consecutive batches as Keras's does. Under JAX the reference is
+# Keras's stateful LSTM (whose training step there keeps the states it
+# started from). Under PyTorch, Keras's stateful LSTM fails to train, so
+# the reference is Keras's layer given the carried states as
+# `initial_state`.
 stateful = keras.Sequential([keras.Input((6, 5), batch_size=3),
                              krp.LSTM(4, stateful=True)])
-stateful.set_weights(ref.get_weights())
+if keras.backend.backend() == "torch":
+    carry = keras.layers.LSTM(4, return_state=True)
+    carry(x)
+    carry.set_weights(stateful.get_weights())
+    h1, c1 = (keras.ops.convert_to_numpy(s) for s in carry(x)[1:])
+    seq, h0, c0 = keras.Input((6, 5)), keras.Input((4,)), keras.Input((4,))
+    ref = keras.Model([seq, h0, c0],
+                      keras.layers.LSTM(4)(seq, initial_state=[h0, c0]))
+    zeros = np.zeros((3, 4), "f4")
+    ref_inputs = [[x, zeros, zeros], [x, h1, c1]]
+else:
+    ref = keras.Sequential([keras.Input((6, 5), batch_size=3),
+                            keras.layers.LSTM(4, stateful=True)])
+    ref_inputs = [x, x]
+ref.set_weights(stateful.get_weights())
 target = rs.standard_normal((3, 4)).astype("f4")
 for m in (ref, stateful):
     m.compile(keras.optimizers.SGD(1.0), "mse")
-    m.train_on_batch(x, target)
-for w1, w2 in zip(stateful.get_weights(), ref.get_weights()):
-    np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg="stateful")
-stateful.train_on_batch(x, target)  # from the carried states
+for inputs in ref_inputs:
+    ref.train_on_batch(inputs, target)
+    stateful.train_on_batch(x, target)
+    for w1, w2 in zip(stateful.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg="stateful")
 
 variant = krp.LSTM(4, use_peepholes=True, cell_clip=0.5, num_proj=3,
                    layer_norm=True, return_sequences=True)
@@ -85,11 +103,15 @@ want, _, _ = reference.lstm(x, names, peepholes=True, cell_clip=0.5,
 got = keras.ops.convert_to_numpy(variant(x))
 np.testing.assert_allclose(got, want, atol=1e-5)
 
-# Traced for ONNX, as Keras's exporter on this backend traces: the same
+# Traced for ONNX, as Keras's exporter on this backend traces: Keras's
 # numbers (the TensorFlow-only native ONNX step stays out of it).
 from keras_rnn_plus import deploy
-for layer in (krp.LSTM(4), krp.GRU(4)):
-    want = keras.ops.convert_to_numpy(layer(x))
+for keras_cls, ours_cls in ((keras.layers.LSTM, krp.LSTM),
+                            (keras.layers.GRU, krp.GRU)):
+    ref, layer = keras_cls(4), ours_cls(4)
+    want = keras.ops.convert_to_numpy(ref(x))
+    layer(x)
+    layer.set_weights(ref.get_weights())
     run = layer
     if keras.backend.backend() == "jax":
         import jax

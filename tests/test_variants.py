@@ -90,6 +90,52 @@ def test_variant_matches_numpy_reference(name, implementation, seed):
     assert_close(exact(x.astype("float64")), want, atol=1e-10)
 
 
+def _dropout_masks(rate, count, shape, seed):
+    """`count` Keras-style dropout masks: 0, or 1 / (1 - rate) kept."""
+    rs = np.random.RandomState(seed)
+    return [((rs.uniform(size=shape) > rate) / (1.0 - rate)).astype("float32")
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("dropout, recurrent_dropout, implementation", [
+    (0.3, 0.0, 2), (0.3, 0.0, 1), (0.3, 0.4, 2), (0.0, 0.4, 1),
+])
+@pytest.mark.parametrize("name", ["tf1_all", "cifg_peepholes",
+                                  "no_forget_gate",
+                                  "layer_norm_peepholes_proj"])
+def test_variant_training_with_dropout_matches_numpy_reference(
+        monkeypatch, name, dropout, recurrent_dropout, implementation):
+    """In training, the variants drop the inputs and `h(t-1)` as Keras's
+    LSTM does (one mask for the fused product; one per gate in the
+    per-gate route, which recurrent dropout forces), the same masks at
+    every step: given the masks, the NumPy reference's numbers."""
+    variant = VARIANTS[name]
+    x = random_inputs((3, 6, 5))
+    layer = built(variant, x, return_sequences=True, return_state=True,
+                  dropout=dropout, recurrent_dropout=recurrent_dropout,
+                  implementation=implementation)
+    cell = layer.cell
+    gates, h_dim = cell.num_gates, variant.get("num_proj", UNITS)
+    per_gate = implementation == 1 or recurrent_dropout > 0
+    inputs = _dropout_masks(dropout, gates if per_gate else 1, (3, 5), 1)
+    recurrent = _dropout_masks(recurrent_dropout, gates, (3, h_dim), 2)
+    monkeypatch.setattr(cell, "get_dropout_mask",
+                        lambda _: inputs if per_gate else inputs[0])
+    monkeypatch.setattr(cell, "get_recurrent_dropout_mask",
+                        lambda _: recurrent)
+    want = reference.lstm(
+        x, weights_by_name(layer), **ref_kwargs(variant),
+        input_masks=(inputs if per_gate else inputs * gates)
+        if dropout else None,
+        recurrent_masks=recurrent if recurrent_dropout else None,
+    )
+    got = layer(x, training=True)
+    atol = 3e-5 if variant.get("layer_norm") else 1e-5
+    assert_close(got, want, atol=atol)
+    # Not vacuous: without dropout, other numbers.
+    assert np.abs(np.asarray(layer(x)[0]) - want[0]).max() > 1e-2
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_variant_with_mask_go_backwards_and_initial_state(name):
     variant = VARIANTS[name]
@@ -238,14 +284,14 @@ def test_peephole_classes_take_every_argument_by_position(peephole_cls,
     parameters = inspect.signature(plain_cls).parameters
     names = [n for n, p in parameters.items()
              if p.kind == p.POSITIONAL_OR_KEYWORD]
-    names = names[:names.index("implementation") + 2]
-    given = {"units": 3, "dropout": 0.25, "seed": 7, "implementation": 2,
-             "return_sequences": True}
+    given = {"units": 3, "dropout": 0.25, "seed": 7, "implementation": 2}
+    if plain_cls is krp.LSTM:
+        given.update(return_sequences=True, go_backwards=True)
+    assert set(given) <= set(names)
     config = peephole_cls(
         *[given.get(n, parameters[n].default) for n in names]).get_config()
     for name, value in given.items():
-        if name in names:
-            assert config[name] == value, name
+        assert config[name] == value, name
     assert config["use_peepholes"] is True
 
 TF1_CONFIGS = [
@@ -464,8 +510,18 @@ def test_reduction_no_forget_gate_is_plain_with_forget_gate_stuck_open():
 
 
 def test_defaults_are_the_plain_lstm():
-    cell = krp.LSTMCell(3)
-    assert cell.is_plain and cell.num_gates == 4
+    """With the variants' defaults, the cell is Keras's: its weights and
+    its numbers."""
+    x = random_inputs((3, 4))
+    states = [random_inputs((3, 3), seed=s) for s in (1, 2)]
+    ref, ours = keras.layers.LSTMCell(3), krp.LSTMCell(3)
+    ref(x, states), ours(x, states)
+    randomize_weights(ref, seed=3)
+    ours.set_weights(ref.get_weights())
+    assert [w.name for w in ours.weights] == [w.name for w in ref.weights]
+    assert ours.is_plain and ours.num_gates == 4
+    h, (h2, c) = ref(x, states)
+    assert_close(ours(x, states), [h, [h2, c]])
 
 
 # -- gradients ----------------------------------------------------------------
@@ -626,8 +682,11 @@ def test_variants_save_reload_and_export_in_fresh_processes(tmp_path):
 @pytest.mark.parametrize("implementation", [1, 2])
 def test_layer_norm_training_with_dropout_equals_step_by_step(implementation):
     """The layer-norm LSTM computes its input half before the loop in
-    training too; with dropout it must equal Keras's step-by-step loop over
-    the same cell (same seed, so the same masks)."""
+    training too; with dropout it must equal `keras.layers.RNN`'s
+    step-by-step loop over the same cell (same seed, so the same masks).
+    An equivalence of two routes; the numbers themselves are checked
+    against the NumPy reference in
+    `test_variant_training_with_dropout_matches_numpy_reference`."""
     x = random_inputs((3, 6, 5))
     kw = dict(layer_norm=True, use_peepholes=True, dropout=0.3,
               recurrent_dropout=0.2, seed=4, implementation=implementation)
