@@ -115,6 +115,16 @@ def from_tf1_lstm_cell(
     return weights
 
 
+def _torch_biases(bias_ih, bias_hh, gates):
+    """PyTorch's two biases, each `(gates,)`, or `None` without biases."""
+    if (bias_ih is None) != (bias_hh is None):
+        raise ValueError("give both bias_ih and bias_hh, or neither")
+    if bias_ih is None:
+        return None
+    return (_array("bias_ih", bias_ih, (gates,)),
+            _array("bias_hh", bias_hh, (gates,)))
+
+
 def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
                     weight_hr=None):
     """Convert one layer and direction of PyTorch's `nn.LSTM`.
@@ -155,11 +165,9 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     h_dim = gates // 4 if weight_hr is None else np.shape(weight_hr)[0]
     weight_hh = _array("weight_hh", weight_hh, (gates, h_dim))
     weights = [weight_ih.T, weight_hh.T]
-    if (bias_ih is None) != (bias_hh is None):
-        raise ValueError("give both bias_ih and bias_hh, or neither")
-    if bias_ih is not None:
-        weights.append(_array("bias_ih", bias_ih, (gates,))
-                       + _array("bias_hh", bias_hh, (gates,)))
+    biases = _torch_biases(bias_ih, bias_hh, gates)
+    if biases is not None:
+        weights.append(biases[0] + biases[1])
     if weight_hr is not None:
         weights.append(_array("weight_hr", weight_hr, (h_dim, gates // 4)).T)
     return weights
@@ -249,11 +257,8 @@ def from_torch_gru(weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     order = (1, 0, 2)  # PyTorch r, z, n -> Keras z, r, h
     weights = [_reorder(weight_ih.T, order, units),
                _reorder(weight_hh.T, order, units)]
-    if (bias_ih is None) != (bias_hh is None):
-        raise ValueError("give both bias_ih and bias_hh, or neither")
-    if bias_ih is not None:
-        biases = [_array("bias_ih", bias_ih, (gates,)),
-                  _array("bias_hh", bias_hh, (gates,))]
+    biases = _torch_biases(bias_ih, bias_hh, gates)
+    if biases is not None:
         weights.append(_reorder(np.stack(biases), order, units))
     return weights
 
