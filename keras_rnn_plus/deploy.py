@@ -12,6 +12,9 @@ as `onnx_native_loop` instead, which tf2onnx turns into that op.
 `export(model, path, format=...)` does the same with checks: LiteRT with
 builtin ops only, and a clear error instead of an artifact that would
 compute something else (a stateful layer in ONNX).
+
+TensorFlow is imported only where a TensorFlow graph is built, so that the
+package imports without it on the PyTorch and JAX backends.
 """
 
 import contextlib
@@ -19,7 +22,6 @@ import sys
 import threading
 
 import keras
-import tensorflow as tf
 
 _STATE = threading.local()
 
@@ -114,6 +116,8 @@ def rnn_loop(
     on the call stack). In TensorFlow all of it runs as fast as Keras's
     loop.
     """
+    import tensorflow as tf
+
     states = tuple(initial_states)
     if go_backwards:
         inputs = tf.reverse(inputs, [0])
@@ -181,6 +185,8 @@ def onnx_activation(fn, recurrent=False):
     patterns recognise (`sigmoid`, `tanh`, `relu`; as a recurrent
     activation of an LSTM also Keras 2's hard sigmoid, ONNX's
     `HardSigmoid` with its default alpha 0.2 and beta 0.5), else `None`."""
+    import tensorflow as tf
+
     from keras_rnn_plus.activations import keras2_hard_sigmoid
 
     if recurrent and fn is keras2_hard_sigmoid:
@@ -203,6 +209,8 @@ def onnx_native_loop(step, inputs, initial_states, go_backwards=False):
     ONNX `LSTM` or `GRU` op. Same contract as `rnn_loop` without a mask;
     the last output is the first final state (`h`).
     """
+    import tensorflow as tf
+
     if go_backwards:
         inputs = tf.reverse(inputs, [0])
     steps = tf.shape(inputs)[0]
@@ -286,6 +294,8 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     Returns:
         `filepath`.
     """
+    import tensorflow as tf
+
     if format not in FORMATS:
         raise ValueError(
             f"format must be one of {FORMATS}, got {format!r} (use "

@@ -21,7 +21,6 @@ scales the recurrent product, which has its own bias `b'`.
     h(t) = z(t) * h(t-1) + (1 - z(t)) * g(t)
 """
 
-import tensorflow as tf
 from keras import ops
 from keras.src import backend as _backend
 
@@ -271,6 +270,8 @@ class GRUCell(GatedCell):
         them. With `reset_after=False` (ONNX's `linear_before_reset=0`)
         tf2onnx knows only TensorFlow 1's `GRUCell`, whose pattern needs
         variable reads inside the loop: no native op then."""
+        import tensorflow as tf
+
         sigma = deploy.onnx_activation(self.recurrent_activation)
         act = deploy.onnx_activation(self.activation)
         if not self.reset_after or sigma is not tf.sigmoid or act is None:
@@ -318,6 +319,8 @@ class GRUCell(GatedCell):
 
 def _onnx_step_reset_after(kernel, recurrent_kernel, bias, act):
     """The step of `GRUCell.onnx_step`."""
+    import tensorflow as tf
+
     input_bias, recurrent_bias = tf.unstack(bias)
 
     def step(x, states):

@@ -27,7 +27,6 @@ import inspect
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 from keras.src import backend as _backend
 
@@ -438,6 +437,8 @@ class LSTMCell(GatedCell):
         product each. `forget_bias` joins the bias; the other variants
         have no form tf2onnx knows (ONNX's own `clip` bounds the gates'
         pre-activations, not the cell)."""
+        import tensorflow as tf
+
         sigma = deploy.onnx_activation(
             self.recurrent_activation, recurrent=True
         )

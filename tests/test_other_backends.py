@@ -3,7 +3,7 @@
 after one SGD step (so the gradients), equal Keras's own layers there, a
 stateful layer's included, and compiled (`jit_compile=True`, with the slow
 tests); a variant equals the NumPy reference; a model trains, saves and
-reloads."""
+reloads; all without TensorFlow, which the package must not need there."""
 
 import importlib.util
 import os
@@ -12,6 +12,8 @@ import pytest
 from testing import run_python
 
 SCRIPT = """
+import sys
+sys.modules["tensorflow"] = None  # any `import tensorflow` fails
 import os
 import numpy as np
 import keras
