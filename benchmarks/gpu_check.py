@@ -1,4 +1,6 @@
-"""On a GPU: our layers against Keras's on the cuDNN kernel, then timings.
+"""On a GPU: our layers against Keras's on the fused (cuDNN) kernel, then
+timings. Runs under the backend that `KERAS_BACKEND` names (TensorFlow by
+default; PyTorch and JAX have cuDNN paths too).
 
     python benchmarks/gpu_check.py                 # checks, then timings
     python benchmarks/gpu_check.py --checks-only
@@ -6,32 +8,39 @@
 
 For each configuration it builds `keras.layers.LSTM` / `GRU` and ours with
 the same weights and checks, on the GPU:
-- which ones run the cuDNN kernel (a `CudnnRNN*` op in the traced graph):
-  ours and Keras's must both run it for the configurations it supports,
-  and neither for the others;
-- outputs, final states and gradients (inputs and weights) agree.
+- which ones run a cuDNN RNN kernel (in the traced graph, the profiled
+  PyTorch ops, or the lowered JAX program; forward and gradient): ours
+  must run it exactly when Keras's does, never for an LSTM variant, and
+  Keras's plain LSTM must run it (so the check can see the kernel);
+- outputs, and the weights after one SGD step (lr 1) of a model whose
+  first layer is a `Dense` (so the gradients, the inputs' included),
+  agree, with float32 products (no TF32) for the check.
 Then it runs `benchmarks/run.py` (without variants) on the GPU. Exits
 non-zero if there is no GPU or a check fails. The tests never need a GPU;
 this script is for a machine that has one.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import keras_rnn_plus as krp  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
 
-# (name, Keras class, our class, layer kwargs, right-padded mask?)
+BACKEND = keras.backend.backend()
+
+# (name, Keras class or None for a variant, our class, layer kwargs,
+# right-padded mask?)
 CONFIGS = [
     ("LSTM", keras.layers.LSTM, krp.LSTM, {}, False),
     ("LSTM seq+state", keras.layers.LSTM, krp.LSTM,
@@ -42,108 +51,198 @@ CONFIGS = [
      dict(return_sequences=True), True),
     ("LSTM no bias", keras.layers.LSTM, krp.LSTM, dict(use_bias=False),
      False),
-    ("LSTM relu (no cuDNN)", keras.layers.LSTM, krp.LSTM,
-     dict(activation="relu"), False),
-    ("LSTM peepholes (no cuDNN)", None, krp.LSTM,
-     dict(use_peepholes=True), False),
+    ("LSTM relu", keras.layers.LSTM, krp.LSTM, dict(activation="relu"),
+     False),
+    ("LSTM peepholes", None, krp.LSTM, dict(use_peepholes=True), False),
+    ("LSTM layer_norm", None, krp.LSTM, dict(layer_norm=True), False),
     ("GRU", keras.layers.GRU, krp.GRU, {}, False),
     ("GRU seq+state backwards", keras.layers.GRU, krp.GRU,
      dict(return_sequences=True, return_state=True, go_backwards=True),
      False),
     ("GRU padded mask", keras.layers.GRU, krp.GRU,
      dict(return_sequences=True), True),
-    ("GRU reset_after=False (no cuDNN)", keras.layers.GRU, krp.GRU,
+    ("GRU reset_after=False", keras.layers.GRU, krp.GRU,
      dict(reset_after=False), False),
 ]
+SHAPE = (8, 12, 5, 6)  # batch, steps, features, units
+
+
+def gpu_name():
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return gpus and tf.config.experimental.get_device_details(
+            gpus[0]).get("device_name", gpus[0].name)
+    if BACKEND == "torch":
+        import torch
+
+        return torch.cuda.is_available() and torch.cuda.get_device_name()
+    import jax
+
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    return gpus and gpus[0].device_kind
+
+
+def _flat(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def traced_op_names(layer, x, mask):
+    """The names of the ops that the layer's forward and gradient run (for
+    JAX, the text of the lowered program)."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def f(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.add_n([tf.reduce_sum(o)
+                                 for o in _flat(layer(x, mask=mask))])
+            return tape.gradient(loss, [x] + layer.trainable_weights)
+
+        defs = f.get_concrete_function(tf.TensorSpec(x.shape)).graph
+        defs = defs.as_graph_def()
+        return [n.op for n in defs.node] + [
+            n.op for fn in defs.library.function for n in fn.node_def]
+    if BACKEND == "torch":
+        import torch
+
+        x = keras.ops.convert_to_tensor(x).requires_grad_()
+        with torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            sum(o.sum() for o in _flat(layer(x, mask=mask))).backward()
+        return [event.name for event in prof.events()]
+    import jax
+
+    trainable = [v.value for v in layer.trainable_variables]
+    frozen = [v.value for v in layer.non_trainable_variables]
+
+    def loss(trainable, x):
+        outputs, _ = layer.stateless_call(trainable, frozen, x, mask=mask)
+        return sum(o.sum() for o in _flat(outputs))
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    return [grad.lower(trainable, x).as_text()]
 
 
 def uses_cudnn(layer, x, mask):
-    """Whether the layer's traced call (forward and gradient) holds a
-    cuDNN RNN op."""
-
-    @tf.function
-    def f(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = layer(x, mask=mask)
-            out = out if isinstance(out, (list, tuple)) else [out]
-            loss = tf.add_n([tf.reduce_sum(o) for o in out])
-        return tape.gradient(loss, [x] + layer.trainable_weights)
-
-    graph = f.get_concrete_function(tf.TensorSpec(x.shape)).graph
-    defs = graph.as_graph_def()
-    nodes = list(defs.node) + [n for fn in defs.library.function
-                               for n in fn.node_def]
-    return any(n.op.startswith("CudnnRNN") for n in nodes)
+    return any("cudnnrnn" in name.lower().replace("_", "")
+               for name in traced_op_names(layer, x, mask))
 
 
-def outputs_and_grads(layer, x, mask):
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        outs = layer(x, mask=mask)
-        outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-        loss = tf.add_n([
-            tf.reduce_sum(o * tf.sin(tf.reshape(
-                tf.range(tf.size(o), dtype=o.dtype), o.shape)))
-            for o in outs
-        ])
-    grads = tape.gradient(loss, [x] + layer.trainable_weights)
-    return [o.numpy() for o in outs], [g.numpy() for g in grads]
+@contextlib.contextmanager
+def float32_products():
+    """Exact float32 products (no TF32) for the comparisons."""
+    if BACKEND == "torch":
+        import torch
+
+        flags = (torch.backends.cuda.matmul.allow_tf32,
+                 torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            (torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32) = flags
+    elif BACKEND == "jax":
+        import jax
+
+        with jax.default_matmul_precision("highest"):
+            yield
+    else:
+        import tensorflow as tf
+
+        previous = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        try:
+            yield
+        finally:
+            tf.config.experimental.enable_tensor_float_32_execution(previous)
 
 
-def check(name, keras_cls, our_cls, kwargs, padded, on_gpu):
-    rs = np.random.RandomState(0)
-    batch, steps, features, units = 8, 12, 5, 6
+def model(layer, padded):
+    """`Dense` (whose gradient carries the layer's input gradient), then
+    the layer; a boolean mask input where `padded`."""
+    batch, steps, features, _ = SHAPE
+    inputs = [keras.Input((steps, features), batch_size=batch)]
+    x = keras.layers.Dense(features, use_bias=False)(inputs[0])
+    if padded:
+        inputs.append(keras.Input((steps,), batch_size=batch, dtype="bool"))
+    outputs = layer(x, mask=inputs[1] if padded else None)
+    net = keras.Model(inputs if padded else inputs[0], outputs)
+    net.compile(keras.optimizers.SGD(1.0),
+                loss=["mse"] * len(_flat(outputs)))
+    return net
+
+
+def check(name, keras_cls, our_cls, kwargs, padded, rs):
+    batch, steps, features, units = SHAPE
     x = rs.standard_normal((batch, steps, features)).astype("float32")
     mask = None
     if padded:  # right padding: what cuDNN accepts
         lengths = rs.randint(1, steps + 1, batch)
-        mask = tf.constant(np.arange(steps)[None] < lengths[:, None])
-    ours = our_cls(units, **kwargs)
-    ours(x, mask=mask)
+        mask = np.arange(steps)[None] < lengths[:, None]
+    ours = model(our_cls(units, **kwargs), padded)
+    layer = ours.layers[-1]
     if keras_cls is None:  # a variant: cuDNN has none; we must not use it
-        ok = not uses_cudnn(ours, x, mask)
-        print(f"{name:<34} cuDNN ours={not ok}: {'ok' if ok else 'FAIL'}")
-        return ok
-    ref = keras_cls(units, **kwargs)
-    ref(x, mask=mask)
+        ok = not uses_cudnn(layer, x, mask)
+        print(f"{name:<26} cuDNN ours={not ok}: {'ok' if ok else 'FAIL'}")
+        return ok, None
+    ref = model(keras_cls(units, **kwargs), padded)
     ours.set_weights([w + 0.1 * rs.standard_normal(w.shape).astype("f4")
                       for w in ref.get_weights()])
     ref.set_weights(ours.get_weights())
-    cudnn_ref, cudnn_ours = uses_cudnn(ref, x, mask), uses_cudnn(ours, x, mask)
-    (o1, g1), (o2, g2) = (outputs_and_grads(ref, x, mask),
-                          outputs_and_grads(ours, x, mask))
-    out_err = max(np.abs(a - b).max() for a, b in zip(o1, o2))
-    grad_err = max(np.abs(a - b).max() for a, b in zip(g1, g2))
-    expected = on_gpu and "no cuDNN" not in name
-    ok = cudnn_ref == cudnn_ours == expected
-    ok = ok and out_err < 1e-5 and grad_err < 1e-4
-    print(f"{name:<34} cuDNN keras={cudnn_ref} ours={cudnn_ours} "
-          f"max|dout|={out_err:.1e} max|dgrad|={grad_err:.1e}: "
+    inputs = [x, mask] if padded else x
+    with float32_products():
+        out_ref, out_ours = (_flat(m.predict_on_batch(inputs))
+                             for m in (ref, ours))
+        targets = [rs.standard_normal(o.shape).astype("f4") for o in out_ref]
+        for m in (ref, ours):
+            m.train_on_batch(inputs, targets)
+    out_err = max(np.abs(a - b).max() for a, b in zip(out_ref, out_ours))
+    step_err = max(np.abs(a - b).max()
+                   for a, b in zip(ref.get_weights(), ours.get_weights()))
+    cudnn_ref = uses_cudnn(ref.layers[-1], x, mask)
+    cudnn_ours = uses_cudnn(layer, x, mask)
+    ok = cudnn_ref == cudnn_ours and out_err < 1e-5 and step_err < 1e-4
+    print(f"{name:<26} cuDNN keras={cudnn_ref} ours={cudnn_ours} "
+          f"max|dout|={out_err:.1e} max|dstep|={step_err:.1e}: "
           f"{'ok' if ok else 'FAIL'}")
-    return ok
+    return ok, cudnn_ref
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--shapes", default=None,
+                        help="for the timings, e.g. 32x50x16x32")
     parser.add_argument("--allow-cpu", action="store_true",
                         help="run without a GPU (to try the script; no "
                         "layer takes cuDNN then)")
     args = parser.parse_args(argv)
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        print(f"GPU: {details.get('device_name', gpus[0].name)}")
+    name = gpu_name()
+    if name:
+        print(f"GPU: {name}; backend {BACKEND}")
     elif not args.allow_cpu:
-        sys.exit("no GPU visible to TensorFlow")
-    results = [check(*config, on_gpu=bool(gpus)) for config in CONFIGS]
-    if not all(results):
-        sys.exit(f"{results.count(False)} check(s) failed")
+        sys.exit(f"no GPU visible to the {BACKEND} backend")
+    rs = np.random.RandomState(0)
+    failures = 0
+    for config in CONFIGS:
+        ok, cudnn = check(*config, rs=rs)
+        if config[0] == "LSTM" and bool(name) != cudnn:
+            print("  (Keras's plain LSTM should run cuDNN exactly on a "
+                  "GPU: the check cannot see the kernel)")
+            ok = False
+        failures += not ok
+    if failures:
+        sys.exit(f"{failures} check(s) failed")
     if not args.checks_only:
-        run.main(["--no-variants", "--repeats", str(args.repeats)])
+        timing = ["--no-variants", "--repeats", str(args.repeats)]
+        run.main(timing + (["--shapes", args.shapes] if args.shapes else []))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,23 @@ def time_interleaved(fns, repeats):
     return [float(np.median(t)) for t in times]
 
 
+def gpu_timing():
+    """Whether the Keras backend computes on a GPU (PyTorch is timed on it
+    too then)."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def torch_timer(shape):
     try:
         import torch
@@ -74,14 +91,15 @@ def torch_timer(shape):
         return None
     batch, steps, features, units = shape
     torch.set_num_threads(os.cpu_count() or 1)
-    lstm = torch.nn.LSTM(features, units, batch_first=True)
+    device = "cuda" if gpu_timing() else "cpu"
+    lstm = torch.nn.LSTM(features, units, batch_first=True).to(device)
     opt = torch.optim.Adam(lstm.parameters())
-    x = torch.rand(batch, steps, features)
-    y = torch.rand(batch, units)
+    x = torch.rand(batch, steps, features, device=device)
+    y = torch.rand(batch, units, device=device)
 
     def fwd():
         with torch.no_grad():
-            lstm(x)
+            lstm(x)[0].cpu()  # waits for the GPU, as predict_on_batch does
 
     def train():
         opt.zero_grad()
@@ -89,6 +107,7 @@ def torch_timer(shape):
         loss = torch.nn.functional.mse_loss(out[:, -1], y)
         loss.backward()
         opt.step()
+        loss.item()
 
     return fwd, train
 
@@ -191,7 +210,8 @@ def main(argv=None):
     repeats = args.repeats or (5 if args.quick else 20)
     print(f"machine: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; keras {keras.__version__}, "
-          f"backend {keras.backend.backend()}")
+          f"backend {keras.backend.backend()} on the "
+          f"{'GPU' if gpu_timing() else 'CPU'}")
     print(f"{'shape (B,T,F,U)':<20} {'comparison':<36} "
           f"{'fwd ms':>15} {'ratio':>6} {'train ms':>17} {'ratio':>6}")
     for shape in shapes:
