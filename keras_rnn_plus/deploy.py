@@ -62,20 +62,31 @@ def _keras_exporter_codes():
     return _KERAS_EXPORTERS
 
 
-def _torch_compiling():
-    if keras.backend.backend() != "torch":
-        return False
-    import torch
+def _may_be_traced_by_exporter():
+    """Whether a Keras exporter could be tracing this call, so that the
+    walk up the stack is worth its cost (which an eager PyTorch model would
+    pay on every call). TensorFlow's exporters trace graphs, never eager
+    calls. PyTorch's trace with TorchScript; under `torch.compile` /
+    `torch.export` the walk cannot be traced, and Keras's kernels leave
+    cuDNN by themselves there."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    return torch.compiler.is_compiling()
+        return not tf.executing_eagerly()
+    if backend == "torch":
+        import torch
+
+        return torch.jit.is_tracing() and not torch.compiler.is_compiling()
+    return True
 
 
 def target_format():
     """The format being exported: `export`'s, else that of a Keras
     exporter (`model.export(..., format=...)`) on the call stack."""
     fmt = exporting_format()
-    if fmt is not None or _torch_compiling():
-        return fmt  # `torch.compile` cannot trace the walk up the stack
+    if fmt is not None or not _may_be_traced_by_exporter():
+        return fmt
     codes = _keras_exporter_codes()
     frame = sys._getframe(1)
     while frame is not None:
