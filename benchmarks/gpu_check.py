@@ -53,6 +53,10 @@ CONFIGS = [
      False),
     ("LSTM relu", keras.layers.LSTM, krp.LSTM, dict(activation="relu"),
      False),
+    ("LSTM dropout (training)", keras.layers.LSTM, krp.LSTM,
+     dict(dropout=0.3, seed=3), False),
+    ("Bidirectional LSTM", keras.layers.LSTM, krp.LSTM,
+     dict(bidirectional=True, return_sequences=True), False),
     ("LSTM peepholes", None, krp.LSTM, dict(use_peepholes=True), False),
     ("LSTM layer_norm", None, krp.LSTM, dict(layer_norm=True), False),
     ("GRU", keras.layers.GRU, krp.GRU, {}, False),
@@ -61,6 +65,8 @@ CONFIGS = [
      False),
     ("GRU padded mask", keras.layers.GRU, krp.GRU,
      dict(return_sequences=True), True),
+    ("GRU dropout (training)", keras.layers.GRU, krp.GRU,
+     dict(dropout=0.3, seed=3), False),
     ("GRU reset_after=False", keras.layers.GRU, krp.GRU,
      dict(reset_after=False), False),
 ]
@@ -178,6 +184,11 @@ def model(layer, padded):
     return net
 
 
+def make_layer(cls, units, bidirectional=False, **kwargs):
+    layer = cls(units, **kwargs)
+    return keras.layers.Bidirectional(layer) if bidirectional else layer
+
+
 def check(name, keras_cls, our_cls, kwargs, padded, rs):
     batch, steps, features, units = SHAPE
     x = rs.standard_normal((batch, steps, features)).astype("float32")
@@ -185,13 +196,13 @@ def check(name, keras_cls, our_cls, kwargs, padded, rs):
     if padded:  # right padding: what cuDNN accepts
         lengths = rs.randint(1, steps + 1, batch)
         mask = np.arange(steps)[None] < lengths[:, None]
-    ours = model(our_cls(units, **kwargs), padded)
+    ours = model(make_layer(our_cls, units, **kwargs), padded)
     layer = ours.layers[-1]
     if keras_cls is None:  # a variant: cuDNN has none; we must not use it
         ok = not uses_cudnn(layer, x, mask)
         print(f"{name:<26} cuDNN ours={not ok}: {'ok' if ok else 'FAIL'}")
         return ok, None
-    ref = model(keras_cls(units, **kwargs), padded)
+    ref = model(make_layer(keras_cls, units, **kwargs), padded)
     ours.set_weights([w + 0.1 * rs.standard_normal(w.shape).astype("f4")
                       for w in ref.get_weights()])
     ref.set_weights(ours.get_weights())
@@ -241,7 +252,8 @@ def main(argv=None):
     if failures:
         sys.exit(f"{failures} check(s) failed")
     if not args.checks_only:
-        timing = ["--no-variants", "--repeats", str(args.repeats)]
+        timing = ["--no-variants", "--bidirectional", "--repeats",
+                  str(args.repeats)]
         run.main(timing + (["--shapes", args.shapes] if args.shapes else []))
 
 

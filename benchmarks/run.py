@@ -112,38 +112,40 @@ def torch_timer(shape):
     return fwd, train
 
 
-def bench_shape(shape, repeats, variants):
+def bench_shape(shape, repeats, variants, bidirectional=False):
     batch, steps, features, units = shape
     rs = np.random.RandomState(0)
     x = rs.rand(batch, steps, features).astype("float32")
     y = rs.rand(batch, units).astype("float32")
+    pairs = [("krp.LSTM / keras.layers.LSTM", keras.layers.LSTM(units),
+              krp.LSTM(units)),
+             ("krp.GRU / keras.layers.GRU", keras.layers.GRU(units),
+              krp.GRU(units))]
+    if bidirectional:
+        pairs.append(("Bidirectional: krp.LSTM / keras LSTM",
+                      keras.layers.Bidirectional(keras.layers.LSTM(units)),
+                      keras.layers.Bidirectional(krp.LSTM(units))))
     rows = []
-    for name, ref_cls, our_cls in (
-        ("LSTM", keras.layers.LSTM, krp.LSTM),
-        ("GRU", keras.layers.GRU, getattr(krp, "GRU", None)),
-    ):
-        if our_cls is None:
-            continue
-        ref, ours = make_model(ref_cls(units), shape), make_model(
-            our_cls(units), shape)
+    for label, ref_layer, our_layer in pairs:
+        ref, ours = make_model(ref_layer, shape), make_model(our_layer, shape)
         ours.set_weights(ref.get_weights())
+        target = y if ref.output_shape[-1] == units else np.tile(y, 2)
         diff = np.abs(ref.predict_on_batch(x) - ours.predict_on_batch(x))
-        assert diff.max() < 1e-4, f"{name}: outputs differ by {diff.max()}"
+        assert diff.max() < 1e-4, f"{label}: outputs differ by {diff.max()}"
         fwd = time_interleaved(
             [lambda: ref.predict_on_batch(x),
              lambda: ours.predict_on_batch(x)], repeats)
         train = time_interleaved(
-            [lambda: ref.train_on_batch(x, y),
-             lambda: ours.train_on_batch(x, y)], repeats)
-        rows.append((f"krp.{name} / keras.layers.{name}", fwd, train))
-        if name == "LSTM":
-            timers = torch_timer(shape)
-            if timers:
-                t_fwd = time_interleaved(
-                    [timers[0], lambda: ours.predict_on_batch(x)], repeats)
-                t_train = time_interleaved(
-                    [timers[1], lambda: ours.train_on_batch(x, y)], repeats)
-                rows.append(("krp.LSTM / torch.nn.LSTM", t_fwd, t_train))
+            [lambda: ref.train_on_batch(x, target),
+             lambda: ours.train_on_batch(x, target)], repeats)
+        rows.append((label, fwd, train))
+        timers = torch_timer(shape) if label.startswith("krp.LSTM") else None
+        if timers:
+            t_fwd = time_interleaved(
+                [timers[0], lambda: ours.predict_on_batch(x)], repeats)
+            t_train = time_interleaved(
+                [timers[1], lambda: ours.train_on_batch(x, y)], repeats)
+            rows.append(("krp.LSTM / torch.nn.LSTM", t_fwd, t_train))
     if variants:
         plain = make_model(krp.LSTM(units), shape)
         for vname, kwargs in VARIANTS.items():
@@ -198,6 +200,8 @@ def main(argv=None):
                         help="small shapes and few repeats (seconds)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--no-variants", action="store_true")
+    parser.add_argument("--bidirectional", action="store_true",
+                        help="also time the LSTMs inside Bidirectional")
     parser.add_argument("--memory", action="store_true",
                         help="also measure peak training memory")
     parser.add_argument("--shapes", default=None,
@@ -216,7 +220,8 @@ def main(argv=None):
           f"{'fwd ms':>15} {'ratio':>6} {'train ms':>17} {'ratio':>6}")
     for shape in shapes:
         for label, fwd, train in bench_shape(shape, repeats,
-                                             not args.no_variants):
+                                             not args.no_variants,
+                                             args.bidirectional):
             print(f"{str(shape):<20} {label:<36} "
                   f"{fwd[1]*1e3:7.2f}/{fwd[0]*1e3:7.2f} "
                   f"{fwd[1]/fwd[0]:6.2f} "
