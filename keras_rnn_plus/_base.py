@@ -469,6 +469,13 @@ class RecurrentLayer(keras.layers.RNN):
             mask0 = cell.get_dropout_mask(sequences[:, 0, :])
             sequences = sequences * ops.expand_dims(mask0, 1)
         function, extra = self._cudnn_spec()
+        go_backwards = self.go_backwards
+        if go_backwards and mask is None:
+            # Reversed here: the kernel's outputs then come in the order of
+            # processing, as `go_backwards` returns them. (Keras 3.15's JAX
+            # cuDNN LSTM, given `go_backwards`, returns them in the inputs'
+            # order, unlike its other kernels and its loop.)
+            sequences, go_backwards = ops.flip(sequences, axis=1), False
         try:
             return function(
                 sequences,
@@ -480,7 +487,7 @@ class RecurrentLayer(keras.layers.RNN):
                 activation=cell.activation,
                 recurrent_activation=cell.recurrent_activation,
                 return_sequences=self.return_sequences,
-                go_backwards=self.go_backwards,
+                go_backwards=go_backwards,
                 unroll=self.unroll,
                 **extra,
             )

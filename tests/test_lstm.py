@@ -1,6 +1,7 @@
 """krp.LSTM / krp.LSTMCell against keras.layers.LSTM: signature, weights,
 outputs, states, gradients, masking, states, dropout, losses, errors."""
 
+import importlib
 import inspect
 import itertools
 import json
@@ -8,6 +9,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import reference
 import tensorflow as tf
 from testing import (
     GRAD_ATOL,
@@ -274,6 +276,49 @@ def test_dropout_off_at_inference_and_seeded_like_keras(implementation,
     assert_close(ours(x, training=True), ref(x, training=True))
     y = np.asarray(ours(x, training=True))
     assert not np.allclose(y, np.asarray(plain(x)), atol=1e-3)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("kernel_order", ["processing", "inputs"])
+def test_fused_kernel_with_go_backwards_returns_keras_loop_order(
+        return_sequences, kernel_order, monkeypatch):
+    """With a GPU faked, the backend's fused LSTM is replaced by a NumPy
+    LSTM (the paper's equations) that, given `go_backwards`, returns its
+    outputs in the order of processing (as TensorFlow's and PyTorch's
+    cuDNN paths do) or in the inputs' order (as Keras 3.15's JAX cuDNN
+    LSTM does). Either way the layer returns what Keras's own loop
+    returns: the reversed sequence's outputs, in processing order."""
+    tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+    lstm_module = importlib.import_module("keras_rnn_plus.lstm")
+    calls = []
+
+    def fake_lstm(inputs, h0, c0, mask, kernel, recurrent_kernel, bias,
+                  return_sequences, go_backwards, **_):
+        calls.append(go_backwards)
+        x = np.asarray(inputs)[:, ::-1] if go_backwards else inputs
+        weights = dict(kernel=kernel, recurrent_kernel=recurrent_kernel,
+                       bias=bias)
+        outputs, h, c = reference.lstm(x, weights, h0=h0, c0=c0)
+        if go_backwards and kernel_order == "inputs":
+            outputs = outputs[:, ::-1]
+        last = h
+        outputs = outputs if return_sequences else h[:, None]
+        return tuple(tf.constant(v, tf.float32) for v in (last, outputs)) + (
+            [tf.constant(h, tf.float32), tf.constant(c, tf.float32)],)
+
+    x = random_inputs((3, 5, 4))
+    kwargs = dict(go_backwards=True, return_sequences=return_sequences,
+                  return_state=True)
+    ref = keras.layers.LSTM(UNITS, use_cudnn=False, **kwargs)
+    ref(x)
+    randomize_weights(ref)
+    ref, ours = copied_pair(ref, krp.LSTM(UNITS, **kwargs), x)
+    monkeypatch.setattr(tf_rnn, "_is_gpu_available", lambda: True)
+    monkeypatch.setattr(lstm_module._backend, "lstm", fake_lstm)
+    got = ours(x)
+    assert calls, "the fused kernel was not called"
+    monkeypatch.undo()
+    assert_close(got, ref(x))
 
 
 def test_dropout_same_mask_at_every_timestep():
