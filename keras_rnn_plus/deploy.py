@@ -305,8 +305,6 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     Returns:
         `filepath`.
     """
-    import tensorflow as tf
-
     if format not in FORMATS:
         raise ValueError(
             f"format must be one of {FORMATS}, got {format!r} (use "
@@ -315,6 +313,8 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     for layer in _recurrent_layers(model):
         check_exportable(layer, format)
     if format == "litert":
+        import tensorflow as tf
+
         spec = dict(kwargs.pop("target_spec", None) or {})
         spec.setdefault("supported_ops", [tf.lite.OpsSet.TFLITE_BUILTINS])
         kwargs["target_spec"] = spec

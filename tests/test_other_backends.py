@@ -151,6 +151,29 @@ print("ok")
 """
 
 
+EXPORT = """
+import sys
+sys.modules["tensorflow"] = None  # any `import tensorflow` fails
+import os
+import numpy as np
+import keras
+import onnxruntime
+import keras_rnn_plus as krp
+
+x = np.random.RandomState(0).standard_normal((2, 5, 3)).astype("float32")
+model = keras.Sequential([keras.Input((5, 3), batch_size=2),
+                          krp.LSTM(4, go_backwards=True)])
+model(x)
+path = os.path.join(os.environ["TMP_DIR"], "m.onnx")
+krp.deploy.export(model, path, format="onnx")
+session = onnxruntime.InferenceSession(path)
+got = session.run(None, {session.get_inputs()[0].name: x})[0]
+np.testing.assert_allclose(got, keras.ops.convert_to_numpy(model(x)),
+                           atol=1e-6)
+print("ok")
+"""
+
+
 def _run(tmp_path, backend, script):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
@@ -170,3 +193,10 @@ def test_layers_under_another_backend(tmp_path, backend):
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_compiled_models_under_another_backend(tmp_path, backend):
     _run(tmp_path, backend, COMPILED)
+
+
+def test_onnx_export_under_torch_without_tensorflow(tmp_path):
+    """`deploy.export` needs TensorFlow only for LiteRT: under PyTorch an
+    ONNX export runs without it, and ONNX Runtime gives Keras's numbers."""
+    pytest.importorskip("onnxruntime")
+    _run(tmp_path, "torch", EXPORT)
