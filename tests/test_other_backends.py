@@ -174,6 +174,56 @@ print("ok")
 """
 
 
+JAX_CUDNN_PATH = """
+import importlib
+import itertools
+import numpy as np
+import keras
+from jax.experimental import rnn
+import keras_rnn_plus as krp
+
+calls = []
+
+
+def kernel_on_cpu(x, h0, c0, weights, seq_lengths, input_size, hidden_size,
+                  num_layers, dropout, bidirectional, **_):
+    calls.append(1)
+    w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(
+        weights, input_size, hidden_size, num_layers, bidirectional)
+    return rnn.lstm_ref(x, h0, c0, w_ih, w_hh, b_ih, b_hh, seq_lengths,
+                        input_size, hidden_size, num_layers, dropout,
+                        bidirectional)
+
+
+# Keras's JAX cuDNN path, run on the CPU with JAX's reference kernel.
+rnn.lstm = kernel_on_cpu
+importlib.import_module("keras.src.backend.jax.rnn")._is_gpu_available = (
+    lambda: True)
+x = np.random.RandomState(0).standard_normal((3, 5, 2)).astype("float32")
+
+
+def check(make):
+    loop, ours = make(keras.layers.LSTM, use_cudnn=False), make(krp.LSTM)
+    loop(x)
+    ours(x)
+    ours.set_weights([0.5 * w for w in loop.get_weights()])
+    loop.set_weights(ours.get_weights())
+    got, want = ours(x), loop(x)
+    for a, b in zip(keras.tree.flatten(got), keras.tree.flatten(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+for go_backwards, sequences in itertools.product([True, False], repeat=2):
+    check(lambda cls, **kw: cls(4, go_backwards=go_backwards,
+                                return_sequences=sequences,
+                                return_state=True, **kw))
+check(lambda cls, **kw: keras.layers.Bidirectional(
+    cls(4, return_sequences=True, **kw)))
+assert calls, "the cuDNN path was not taken"
+print("ok")
+"""
+
+
 def _run(tmp_path, backend, script):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
@@ -200,3 +250,12 @@ def test_onnx_export_under_torch_without_tensorflow(tmp_path):
     ONNX export runs without it, and ONNX Runtime gives Keras's numbers."""
     pytest.importorskip("onnxruntime")
     _run(tmp_path, "torch", EXPORT)
+
+
+def test_jax_cudnn_path_with_go_backwards_follows_keras_loop(tmp_path):
+    """Keras 3.15's JAX cuDNN LSTM returns a `go_backwards` sequence in the
+    inputs' order; ours, on that path, returns Keras's loop's numbers
+    (the reversed sequence's outputs, in processing order), also inside
+    `Bidirectional`. The GPU is faked and the kernel is JAX's own CPU
+    reference of it (`jax.experimental.rnn.lstm_ref`)."""
+    _run(tmp_path, "jax", JAX_CUDNN_PATH)
