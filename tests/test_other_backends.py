@@ -252,6 +252,7 @@ def test_onnx_export_under_torch_without_tensorflow(tmp_path):
     _run(tmp_path, "torch", EXPORT)
 
 
+@pytest.mark.slow
 def test_jax_cudnn_path_with_go_backwards_follows_keras_loop(tmp_path):
     """Keras 3.15's JAX cuDNN LSTM returns a `go_backwards` sequence in the
     inputs' order; ours, on that path, returns Keras's loop's numbers
