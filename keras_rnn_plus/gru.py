@@ -29,6 +29,7 @@ from keras_rnn_plus._base import (
     SERIALIZABLE,
     GatedCell,
     RecurrentLayer,
+    StepOps,
     expose_cell_arguments,
 )
 
@@ -234,33 +235,35 @@ class GRUCell(GatedCell):
         return self.bias[1]
 
     # -- the recurrent half of a step -----------------------------------------
-    def recurrent_step(self, z, states, training=False):
+    def recurrent_step(self, z, states, training=False, step_ops=StepOps):
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
-        x_z, x_r, x_h = ops.split(z, 3, axis=-1)
+        x_z, x_r, x_h = step_ops.split(z, 3)
         if self.per_gate:  # one product per gate, each with its own mask
             rec_z, rec_r, rec_h, h_h, kernel_h = self._per_gate_products(
                 h_tm1, training
             )
         elif self.reset_after:  # one product for the three gates
-            rec = ops.matmul(h_tm1, self.recurrent_kernel)
+            rec = step_ops.matmul(h_tm1, self.recurrent_kernel)
             bias = self._recurrent_bias()
             if bias is not None:
                 rec = rec + bias
-            rec_z, rec_r, rec_h = ops.split(rec, 3, axis=-1)
+            rec_z, rec_r, rec_h = step_ops.split(rec, 3)
         else:  # one product for z and r; the candidate's needs r first
             h_h = h_tm1
             kernel_zr, kernel_h = ops.split(
                 self.recurrent_kernel, [2 * self.units], axis=-1
             )
             rec_z, rec_r = ops.split(ops.matmul(h_tm1, kernel_zr), 2, axis=-1)
-        update = self.recurrent_activation(x_z + rec_z)
-        reset = self.recurrent_activation(x_r + rec_r)
+        sigma = step_ops.activation(self.recurrent_activation)
+        update = sigma(x_z + rec_z)
+        reset = sigma(x_r + rec_r)
         if self.reset_after:  # reset applied after the product
             rec_h = reset * rec_h
         else:  # reset applied before the product (Cho et al. 2014)
             rec_h = ops.matmul(reset * h_h, kernel_h)
-        h = gru_update(update, h_tm1, self.activation(x_h + rec_h))
+        act = step_ops.activation(self.activation)
+        h = gru_update(update, h_tm1, act(x_h + rec_h))
         return h, ([h] if nested else h)
 
     def onnx_step(self):

@@ -35,6 +35,7 @@ from keras_rnn_plus._base import (
     SERIALIZABLE,
     GatedCell,
     RecurrentLayer,
+    StepOps,
     expose_cell_arguments,
 )
 
@@ -406,9 +407,9 @@ class LSTMCell(GatedCell):
     def _input_bias(self):
         return None if self._bias_last else self.bias
 
-    def recurrent_step(self, z, states, training=False):
+    def recurrent_step(self, z, states, training=False, step_ops=StepOps):
         h_tm1, c_tm1 = states[0], states[1]
-        r = self.recurrent_products(h_tm1, training=training)
+        r = self.recurrent_products(h_tm1, training, step_ops)
         if self.layer_norm:
             if self.per_gate:
                 r = ops.concatenate(r, axis=-1)
@@ -421,11 +422,14 @@ class LSTMCell(GatedCell):
         else:
             z = z + r
             if self._bias_last:
-                z = ops.add(z, self.bias)  # `BiasAdd`, as Keras
-            gates = ops.split(z, self.num_gates, axis=-1)
+                z = step_ops.add_bias(z, self.bias)
+            gates = step_ops.split(z, self.num_gates)
         if self.is_plain:
             h, c = lstm_gates(
-                gates, c_tm1, self.activation, self.recurrent_activation
+                gates,
+                c_tm1,
+                step_ops.activation(self.activation),
+                step_ops.activation(self.recurrent_activation),
             )
         else:
             h, c = self.variant_step(dict(zip(self.gate_names, gates)), c_tm1)

@@ -61,6 +61,35 @@ for keras_cls, ours_cls, kwargs, masked in cases:
     for w1, w2 in zip(ours.get_weights(), ref.get_weights()):
         np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg=str(kwargs))
 
+# PyTorch's eager loop runs the step's product, bias, split and sigmoid /
+# tanh as plain PyTorch operations in float32: bit for bit what the
+# `keras.ops` step computes, forward and backward.
+if keras.backend.backend() == "torch":
+    from keras_rnn_plus import _base
+
+    def outputs_and_gradients(layer):
+        inputs = keras.ops.convert_to_tensor(x).requires_grad_()
+        out = layer(inputs)
+        (out * keras.ops.sin(out)).sum().backward()
+        grads = [inputs.grad] + [w.value.grad for w in layer.weights]
+        result = [keras.ops.convert_to_numpy(t) for t in [out] + grads]
+        for w in layer.weights:
+            w.value.grad = None
+        return result
+
+    for layer in (krp.LSTM(4, return_sequences=True, go_backwards=True),
+                  krp.GRU(4, return_sequences=True),
+                  krp.GRU(4, return_sequences=True, reset_after=False)):
+        layer(x)
+        layer.set_weights([rs.standard_normal(w.shape).astype("f4")
+                           for w in layer.get_weights()])
+        native = outputs_and_gradients(layer)
+        plain_torch_ops, _base.TorchStepOps = _base.TorchStepOps, _base.StepOps
+        through_keras_ops = outputs_and_gradients(layer)
+        _base.TorchStepOps = plain_torch_ops
+        for a, b in zip(native, through_keras_ops):
+            np.testing.assert_array_equal(a, b)
+
 # A stateful layer trains (PyTorch's autograd needs its states copied)
 # over consecutive batches as Keras's does. Under JAX the reference is
 # Keras's stateful LSTM (whose training step there keeps the states it
