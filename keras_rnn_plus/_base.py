@@ -17,6 +17,7 @@ no mask (`RecurrentLayer._eager_loop`). All routes compute the same
 function.
 """
 
+import functools
 import inspect
 import warnings
 
@@ -73,11 +74,17 @@ class TorchStepOps(StepOps):
 
     @staticmethod
     def activation(fn):
-        import torch
+        return _torch_activations().get(fn, fn)
 
-        native = {keras.activations.sigmoid: torch.sigmoid,
-                  keras.activations.tanh: torch.tanh}
-        return native.get(fn, fn)
+
+@functools.cache
+def _torch_activations():
+    """Keras's `sigmoid` and `tanh`, mapped to the PyTorch functions they
+    run (built once, not on every step)."""
+    import torch
+
+    return {keras.activations.sigmoid: torch.sigmoid,
+            keras.activations.tanh: torch.tanh}
 
 
 def _value(tensor):
