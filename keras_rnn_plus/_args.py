@@ -46,11 +46,12 @@ def positive_or_none(name, value):
 
 
 def rate(name, value):
-    """A dropout rate: a float in [0, 1)."""
+    """A dropout rate: a float in [0, 1] (1 as Keras takes it: its
+    configs hold rates clamped to 1)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1), got {value!r}")
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
+        raise TypeError(f"{name} must be a float in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a float in [0, 1], got {value!r}")
     return float(value)
 
 

@@ -17,6 +17,7 @@ no mask (`RecurrentLayer._eager_loop`). All routes compute the same
 function.
 """
 
+import contextlib
 import functools
 import inspect
 import warnings
@@ -91,6 +92,35 @@ def _value(tensor):
     return tensor.value if isinstance(tensor, keras.Variable) else tensor
 
 
+@contextlib.contextmanager
+def _weights_read_once(cell, batch_size):
+    """Within it, the cell's weights are tensors read here, once: a
+    TensorFlow time loop then captures them instead of reading every
+    variable at every step, as Keras's loop does. Vector weights other than
+    the bias (peepholes, layer-norm scales and offsets), which scale or
+    offset `(batch, n)` tensors at every step, are broadcast to that shape
+    here, so that each step's gradient is a product, not a sum over the
+    batch (the batch sum then happens once, after the loop). The same
+    values and gradients, with fewer operations per step."""
+    import tensorflow as tf
+
+    saved = {
+        name: value for name, value in vars(cell).items()
+        if isinstance(value, keras.Variable)
+    }
+    try:
+        for name, variable in saved.items():
+            value = tf.identity(variable.value)
+            if len(value.shape) == 1 and name != "bias":
+                value = tf.broadcast_to(value, (batch_size, value.shape[0]))
+            # Not `setattr`: the layer must not track a tensor.
+            object.__setattr__(cell, name, value)
+        yield
+    finally:
+        for name, variable in saved.items():
+            object.__setattr__(cell, name, variable)
+
+
 def _matmul(x, kernel):
     """`x @ kernel` for `x` of rank 2 or 3, as one 2D product (a batched
     product would broadcast the kernel, and its gradient would sum a copy
@@ -137,6 +167,13 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        for kind in ("compute", "variable"):
+            dtype = getattr(self.dtype_policy, f"{kind}_dtype")
+            if not keras.backend.is_float_dtype(dtype):
+                raise ValueError(
+                    "dtype must be a floating-point type or policy, got "
+                    f"{kind} dtype {dtype!r} for {type(self).__name__}"
+                )
         self.units = _args.positive_int("units", units)
         self.activation = _args.activation("activation", activation)
         self.recurrent_activation = _args.activation(
@@ -172,7 +209,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             "recurrent_dropout", recurrent_dropout
         )
         self.seed = _args.seed(seed)
-        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.seed_generator = keras.random.SeedGenerator(seed=self.seed)
         self.implementation = _args.implementation(implementation)
         # As in Keras, recurrent dropout draws one mask per gate, which needs
         # one product per gate: the per-gate route (mode 1) is then taken
@@ -240,7 +277,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         fused mode), the same mask at every timestep.
         """
         masks = None
-        if training and self.dropout > 0:
+        if training and 0 < self.dropout < 1:  # as Keras (1: none)
             sequence = len(inputs.shape) == 3
             masks = self.get_dropout_mask(inputs[0] if sequence else inputs)
             if sequence:  # the same (batch, features) mask at every step
@@ -279,7 +316,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         if not self.per_gate:
             return step_ops.matmul(h, self.recurrent_kernel)
         masks = None
-        if training and self.recurrent_dropout > 0:
+        if training and 0 < self.recurrent_dropout < 1:  # as Keras (1: none)
             masks = self.get_recurrent_dropout_mask(h)
         kernels = ops.split(self.recurrent_kernel, self.num_gates, axis=-1)
         return [
@@ -470,17 +507,11 @@ class RecurrentLayer(keras.layers.RNN):
                     "timesteps; at least one is needed")
         if sequences.shape[1] == 0:
             raise ValueError(no_steps)
-        if (sequences.shape[1] is None
-                and keras.backend.backend() == "tensorflow"
+        if (keras.backend.backend() == "tensorflow"
                 and deploy.target_format() is None):
-            # A length known only at run time (a graph): checked then.
-            import tensorflow as tf
-
-            check = tf.debugging.assert_positive(
-                tf.shape(sequences)[1], message=no_steps
+            sequences = self._checked_when_run(
+                sequences, initial_state, no_steps
             )
-            with tf.control_dependencies([check]):
-                sequences = tf.identity(sequences)
         initial_state = self._check_initial_state(initial_state, sequences)
         mask = self._checked_mask(mask, sequences)
         return super().call(
@@ -489,6 +520,33 @@ class RecurrentLayer(keras.layers.RNN):
             mask=mask,
             training=training,
         )
+
+    def _checked_when_run(self, sequences, initial_state, no_steps):
+        """`sequences`, checked when a TensorFlow graph runs where its
+        shape is not known when tracing: at least one timestep, and a
+        stateful layer's batch size (Keras's check, which needs a known
+        batch, fails deep in the loop otherwise)."""
+        import tensorflow as tf
+
+        checks = []
+        if sequences.shape[1] is None:
+            checks.append(tf.debugging.assert_positive(
+                tf.shape(sequences)[1], message=no_steps
+            ))
+        state_batch = (self.states[0].shape[0]
+                       if self.stateful and self.states else None)
+        if (initial_state is None and sequences.shape[0] is None
+                and state_batch is not None):
+            checks.append(tf.debugging.assert_equal(
+                tf.shape(sequences)[0], state_batch,
+                message=f"{type(self).__name__} is stateful: the batch size "
+                f"of the input sequences must be that of its states, "
+                f"{state_batch}",
+            ))
+        if not checks:
+            return sequences
+        with tf.control_dependencies(checks):
+            return tf.identity(sequences)
 
     def _cudnn_spec(self):
         """`(backend function, extra arguments)` of the backend's fused
@@ -586,6 +644,19 @@ class RecurrentLayer(keras.layers.RNN):
             return self._eager_loop(time_major, initial_state, training)
         if mask is not None:
             mask = ops.transpose(mask, (1, 0))
+        # Not under a mixed-precision policy: the weights' casts stay in the
+        # step, as in Keras's loop, so that their gradients are summed over
+        # the steps in float32, not in float16.
+        if (target is None and keras.backend.backend() == "tensorflow"
+                and cell.compute_dtype == cell.variable_dtype):
+            with _weights_read_once(cell, ops.shape(time_major)[1]):
+                return self._loop(time_major, initial_state, mask, training)
+        return self._loop(time_major, initial_state, mask, training, target)
+
+    def _loop(self, time_major, initial_state, mask, training, target=None):
+        """The time loop over `call` (or `recurrent_step`, see
+        `hoist_inputs`): time-major inputs and mask, batch-major outputs."""
+        cell = self.cell
         if (target == "onnx" and mask is None and not self.unroll
                 and keras.backend.backend() == "tensorflow"):
             native_step = cell.onnx_step()
@@ -634,7 +705,7 @@ class RecurrentLayer(keras.layers.RNN):
             go_backwards=self.go_backwards,
             mask=mask,
             unroll=self.unroll,
-            input_length=sequences.shape[1],
+            input_length=time_major.shape[0],
             time_major=True,
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,

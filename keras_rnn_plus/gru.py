@@ -59,10 +59,10 @@ _ARGS_DOC = """
         recurrent_constraint: Constraint applied to `recurrent_kernel`.
             Default: `None`.
         bias_constraint: Constraint applied to `bias`. Default: `None`.
-        dropout: Float in [0, 1): fraction of the inputs dropped before the
+        dropout: Float in [0, 1]: fraction of the inputs dropped before the
             input product, in training only, with the same mask at every
             timestep. Default: 0.
-        recurrent_dropout: Float in [0, 1): fraction of `h(t-1)` dropped
+        recurrent_dropout: Float in [0, 1]: fraction of `h(t-1)` dropped
             before the recurrent product, in training only, with the same
             mask at every timestep. Default: 0.{impl}"""
 
@@ -308,7 +308,7 @@ class GRUCell(GatedCell):
     def _recurrent_dropped(self, h_tm1, training):
         """`h(t-1)` as the z, r and candidate products see it: times that
         gate's recurrent dropout mask in training."""
-        if training and self.recurrent_dropout > 0:
+        if training and 0 < self.recurrent_dropout < 1:  # as Keras (1: none)
             masks = self.get_recurrent_dropout_mask(h_tm1)
             return [h_tm1 * m for m in masks]
         return [h_tm1] * 3

@@ -72,10 +72,10 @@ _ARGS_DOC = """
         recurrent_constraint: Constraint applied to `recurrent_kernel`.
             Default: `None`.
         bias_constraint: Constraint applied to `bias`. Default: `None`.
-        dropout: Float in [0, 1): fraction of the inputs dropped before the
+        dropout: Float in [0, 1]: fraction of the inputs dropped before the
             input product, in training only, with the same mask at every
             timestep. Default: 0.
-        recurrent_dropout: Float in [0, 1): fraction of `h(t-1)` dropped
+        recurrent_dropout: Float in [0, 1]: fraction of `h(t-1)` dropped
             before the recurrent product, in training only, with the same
             mask at every timestep. Default: 0.
         implementation: 1 or 2. 1 multiplies each gate separately (one

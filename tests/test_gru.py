@@ -639,7 +639,7 @@ def test_export_served_without_keras_rnn_plus(saved_models):
     (dict(units=-2), ValueError, "units"),
     (dict(units=2.5), TypeError, "units"),
     (dict(units=None), TypeError, "units"),
-    (dict(units=4, dropout=1.0), ValueError, "dropout"),
+    (dict(units=4, dropout=1.01), ValueError, "dropout"),
     (dict(units=4, dropout=-0.1), ValueError, "dropout"),
     (dict(units=4, dropout="0.1"), TypeError, "dropout"),
     (dict(units=4, recurrent_dropout=1.5), ValueError, "recurrent_dropout"),
@@ -657,6 +657,7 @@ def test_export_served_without_keras_rnn_plus(saved_models):
     (dict(units=4, seed=1.5), TypeError, "seed"),
     (dict(units=4, use_cudnn="yes"), ValueError, "use_cudnn"),
     (dict(units=4, return_sequences="no"), TypeError, "return_sequences"),
+    (dict(units=4, dtype="int32"), ValueError, "dtype"),
 ])
 def test_bad_arguments_raise_at_construction(kwargs, error, words):
     with pytest.raises(error, match=words):

@@ -441,7 +441,7 @@ def test_keras2_hard_sigmoid_fixed_numbers():
     (dict(units=0), ValueError, "units"),
     (dict(units=2.5), TypeError, "units"),
     (dict(units="3"), TypeError, "units"),
-    (dict(units=4, dropout=1.0), ValueError, "dropout"),
+    (dict(units=4, dropout=1.01), ValueError, "dropout"),
     (dict(units=4, dropout=-0.1), ValueError, "dropout"),
     (dict(units=4, recurrent_dropout=1.5), ValueError, "recurrent_dropout"),
     (dict(units=4, implementation=3), ValueError, "implementation"),
@@ -454,6 +454,7 @@ def test_keras2_hard_sigmoid_fixed_numbers():
     (dict(units=4, recurrent_constraint="nope"), ValueError,
      "recurrent_constraint"),
     (dict(units=4, use_cudnn="yes"), ValueError, "use_cudnn"),
+    (dict(units=4, dtype="int32"), ValueError, "dtype"),
 ])
 def test_bad_arguments_raise_at_construction(kwargs, error, words):
     with pytest.raises(error, match=words):
@@ -568,3 +569,27 @@ def test_numpy_booleans_are_read_as_keras_reads_them():
     config = ours.get_config()
     assert all(type(config[k]) is bool for k in flags)
     json.dumps(config)
+
+
+def test_numpy_integer_seed_draws_keras_masks():
+    """`seed=np.int64(7)` (Keras refuses it) draws the dropout masks that
+    Keras draws with `seed=7`."""
+    x = random_inputs((2, 5, 3))
+    ref = keras.layers.LSTM(4, dropout=0.5, recurrent_dropout=0.3, seed=7)
+    ours = krp.LSTM(4, dropout=0.5, recurrent_dropout=0.3,
+                    seed=np.int64(7))
+    copied_pair(ref, ours, x)
+    assert_close(ours(x, training=True), ref(x, training=True),
+                 atol=0, rtol=0)
+    assert type(ours.get_config()["seed"]) is int
+
+
+def test_stateful_batch_mismatch_in_compiled_predict_is_named():
+    """Keras's stateful LSTM, given another batch size in `predict`, fails
+    deep in its loop; ours stops with an error that says why."""
+    model = keras.Sequential([keras.Input((4, 3), batch_size=2),
+                              krp.LSTM(2, stateful=True)])
+    model.predict(random_inputs((2, 4, 3)), verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="stateful: the batch size"):
+        model.predict(random_inputs((4, 4, 3)), verbose=0)

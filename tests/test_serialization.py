@@ -221,6 +221,24 @@ def test_keras_config_loads_into_ours_and_back():
     assert_close(back(x), ours(x))
 
 
+@pytest.mark.parametrize("ours_cls, keras_cls", [
+    (krp.LSTM, keras.layers.LSTM), (krp.GRU, keras.layers.GRU)])
+@pytest.mark.parametrize("rates", [(1.5, 0.0), (0.0, 3.0), (1.0, 0.4)])
+def test_keras_config_with_rates_clamped_to_one(ours_cls, keras_cls, rates):
+    """Keras clamps dropout rates into [0, 1] and writes the clamped value
+    to its config; ours loads it and computes what Keras computes in
+    training (a rate of 1 drops nothing in Keras's loop)."""
+    x = random_inputs((BATCH, STEPS, FEATURES))
+    reference = keras_cls(UNITS, dropout=rates[0], recurrent_dropout=rates[1],
+                          seed=5, return_sequences=True)
+    ours = ours_cls.from_config(reference.get_config())
+    assert (ours.dropout, ours.recurrent_dropout) == (
+        reference.dropout, reference.recurrent_dropout)
+    copied_pair(reference, ours, x)
+    assert_close(ours(x, training=True), reference(x, training=True),
+                 atol=0, rtol=0)
+
+
 # -- .keras files in a fresh interpreter ---------------------------------
 
 
