@@ -647,13 +647,15 @@ class RecurrentLayer(keras.layers.RNN):
         # Not under a mixed-precision policy: the weights' casts stay in the
         # step, as in Keras's loop, so that their gradients are summed over
         # the steps in float32, not in float16.
-        if (target is None and keras.backend.backend() == "tensorflow"
-                and cell.compute_dtype == cell.variable_dtype):
-            with _weights_read_once(cell, ops.shape(time_major)[1]):
-                return self._loop(time_major, initial_state, mask, training)
-        return self._loop(time_major, initial_state, mask, training, target)
+        read_once = (target is None
+                     and keras.backend.backend() == "tensorflow"
+                     and cell.compute_dtype == cell.variable_dtype)
+        with (_weights_read_once(cell, ops.shape(time_major)[1])
+              if read_once else contextlib.nullcontext()):
+            return self._loop(time_major, initial_state, mask, training,
+                              target)
 
-    def _loop(self, time_major, initial_state, mask, training, target=None):
+    def _loop(self, time_major, initial_state, mask, training, target):
         """The time loop over `call` (or `recurrent_step`, see
         `hoist_inputs`): time-major inputs and mask, batch-major outputs."""
         cell = self.cell
