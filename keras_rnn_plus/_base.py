@@ -88,6 +88,13 @@ def _torch_activations():
             keras.activations.tanh: torch.tanh}
 
 
+def dropout_applies(training, rate):
+    """Whether a dropout of `rate` applies in the loop: in training, for
+    rates strictly between 0 and 1, as in Keras's loop (which drops
+    nothing at a rate of 1)."""
+    return training and 0 < rate < 1
+
+
 def _value(tensor):
     return tensor.value if isinstance(tensor, keras.Variable) else tensor
 
@@ -277,7 +284,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         fused mode), the same mask at every timestep.
         """
         masks = None
-        if training and 0 < self.dropout < 1:  # as Keras (1: none)
+        if dropout_applies(training, self.dropout):
             sequence = len(inputs.shape) == 3
             masks = self.get_dropout_mask(inputs[0] if sequence else inputs)
             if sequence:  # the same (batch, features) mask at every step
@@ -316,7 +323,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         if not self.per_gate:
             return step_ops.matmul(h, self.recurrent_kernel)
         masks = None
-        if training and 0 < self.recurrent_dropout < 1:  # as Keras (1: none)
+        if dropout_applies(training, self.recurrent_dropout):
             masks = self.get_recurrent_dropout_mask(h)
         kernels = ops.split(self.recurrent_kernel, self.num_gates, axis=-1)
         return [

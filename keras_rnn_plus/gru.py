@@ -30,6 +30,7 @@ from keras_rnn_plus._base import (
     GatedCell,
     RecurrentLayer,
     StepOps,
+    dropout_applies,
     expose_cell_arguments,
 )
 
@@ -308,7 +309,7 @@ class GRUCell(GatedCell):
     def _recurrent_dropped(self, h_tm1, training):
         """`h(t-1)` as the z, r and candidate products see it: times that
         gate's recurrent dropout mask in training."""
-        if training and 0 < self.recurrent_dropout < 1:  # as Keras (1: none)
+        if dropout_applies(training, self.recurrent_dropout):
             masks = self.get_recurrent_dropout_mask(h_tm1)
             return [h_tm1 * m for m in masks]
         return [h_tm1] * 3
