@@ -10,9 +10,9 @@ training step (`train_on_batch`, Adam, MSE). It prints medians in ms and
 ratios against the reference measured in the same run: `krp.LSTM` and
 `krp.GRU` against `keras.layers.LSTM` / `GRU` (and `torch.nn.LSTM` where
 PyTorch is installed), and every LSTM variant against plain `krp.LSTM`.
-With `--memory` it also reports the peak memory of training steps (peak
-resident set size above the size before the steps, Linux), for ours and
-Keras's.
+With `--memory` it also reports the peak memory of a training step of
+`krp.LSTM` / `krp.GRU` and of Keras's (the memory a step allocates above
+what was in use before it; Linux, see `peak_memory`).
 """
 
 import argparse
@@ -163,34 +163,46 @@ def bench_shape(shape, repeats, variants, bidirectional=False):
     return rows
 
 
-def peak_memory(kind, shape):
-    """Peak memory (MiB) of training steps, in a fresh process: the peak
-    resident set size (Linux VmHWM, reset after a warm-up step) above the
-    resident size before the steps."""
+def peak_memory(layer, shape):
+    """Peak memory (MiB) of a training step of `Sequential([layer])`, in a
+    fresh process, the median of 3 steps after a warm-up step: the memory
+    the step allocates above what was in use before it. TensorFlow keeps
+    tensors of 256 KiB and more in its own pool, whose peak it reports
+    (`tf.config.experimental.get_memory_info`); smaller ones come from
+    `malloc`, which here returns each block to the system when it is
+    freed (glibc's `MALLOC_MMAP_THRESHOLD_`), so that the peak resident
+    set (Linux VmHWM) above the size before the step counts the live ones
+    only, not the blocks an allocator keeps for reuse."""
     code = f"""
-import os
+import os, statistics
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import numpy as np, keras, keras_rnn_plus as krp
-def status(key):
+import numpy as np, keras, tensorflow as tf, keras_rnn_plus as krp
+def resident(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) / 1024
+def pool(key):
+    return tf.config.experimental.get_memory_info("CPU:0")[key] / 2**20
 b, t, f, u = {shape}
-layer = {"keras.layers.LSTM(u)" if kind == "keras" else "krp.LSTM(u)"}
-m = keras.Sequential([keras.Input((t, f), batch_size=b), layer])
+m = keras.Sequential([keras.Input((t, f), batch_size=b), {layer}(u)])
 m.compile(optimizer="adam", loss="mse")
 x = np.random.rand(b, t, f).astype("float32")
 y = np.random.rand(b, u).astype("float32")
 m.train_on_batch(x, y)
-with open("/proc/self/clear_refs", "w") as refs:
-    refs.write("5")
-base = status("VmRSS:")
+peaks = []
 for _ in range(3):
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    base, pool_base = resident("VmRSS:"), pool("current")
     m.train_on_batch(x, y)
-print(status("VmHWM:") - base)
+    peaks.append(resident("VmHWM:") - base + pool("peak") - pool_base)
+print(statistics.median(peaks))
 """
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096",
+               MALLOC_TRIM_THRESHOLD_="0")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -227,10 +239,11 @@ def main(argv=None):
                   f"{fwd[1]/fwd[0]:6.2f} "
                   f"{train[1]*1e3:8.2f}/{train[0]*1e3:8.2f} "
                   f"{train[1]/train[0]:6.2f}", flush=True)
-        if args.memory:
-            ours, ref = peak_memory("ours", shape), peak_memory("keras", shape)
-            print(f"{str(shape):<20} peak training memory (MiB): ours "
-                  f"{ours:.1f}, keras {ref:.1f}, ratio "
+        for name in ("LSTM", "GRU") if args.memory else ():
+            ours = peak_memory(f"krp.{name}", shape)
+            ref = peak_memory(f"keras.layers.{name}", shape)
+            print(f"{str(shape):<20} peak training memory of {name} (MiB): "
+                  f"ours {ours:.1f}, keras {ref:.1f}, ratio "
                   f"{ours / max(ref, 1e-9):.2f}", flush=True)
     print("(ms columns: ours/reference; ratio < 1 means ours is faster)")
 

@@ -2,7 +2,11 @@
 
 Each helper takes the argument's name so that a bad value is reported as
 ``ValueError: units must be a positive integer, got 2.5`` at construction,
-not as a backend traceback later.
+not as a backend traceback later. An argument of the wrong type raises
+`ArgumentTypeError`, which is both a `TypeError` and a `ValueError`:
+Keras raises one or the other for the same inputs (`ValueError` for
+``seed=1.5`` and ``units=2.5``, `TypeError` for ``units="3"``), and code
+written against Keras catches either.
 """
 
 import math
@@ -15,9 +19,15 @@ import numpy as np
 from keras_rnn_plus import activations as _activations
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (see the module's docstring)."""
+
+
 def positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+        raise ArgumentTypeError(
+            f"{name} must be a positive integer, got {value!r}"
+        )
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -25,7 +35,7 @@ def positive_int(name, value):
 
 def finite_number(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
@@ -35,7 +45,7 @@ def positive_or_none(name, value):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name} must be a positive number or None, got {value!r}"
         )
     if not value > 0:
@@ -49,7 +59,9 @@ def rate(name, value):
     """A dropout rate: a float in [0, 1] (1 as Keras takes it: its
     configs hold rates clamped to 1)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1], got {value!r}")
+        raise ArgumentTypeError(
+            f"{name} must be a float in [0, 1], got {value!r}"
+        )
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a float in [0, 1], got {value!r}")
     return float(value)
@@ -64,7 +76,7 @@ def _is_boolean(value):
 
 def boolean(name, value):
     if not _is_boolean(value):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
@@ -96,7 +108,9 @@ def seed(value):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"seed must be an integer or None, got {value!r}")
+        raise ArgumentTypeError(
+            f"seed must be an integer or None, got {value!r}"
+        )
     return int(value)
 
 

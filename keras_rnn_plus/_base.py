@@ -769,11 +769,27 @@ def _keras2_activations(config):
     layers write; or `implementation` without `seed`, as every Keras 2
     layer and cell wrote it, where Keras 3 writes `seed` and we write
     both) means Keras 2's `"hard_sigmoid"`: it becomes
-    `"keras2_hard_sigmoid"`, with a warning, to keep the numbers."""
+    `"keras2_hard_sigmoid"`, with a warning, to keep the numbers. A Keras
+    2 dtype policy becomes its name (`keras2_policy_name`)."""
     keras2 = "time_major" in config or (
         "implementation" in config and "seed" not in config
     )
-    return keras2_hard_sigmoid_config(config) if keras2 else dict(config)
+    config = keras2_hard_sigmoid_config(config) if keras2 else dict(config)
+    if "dtype" in config:
+        config["dtype"] = keras2_policy_name(config["dtype"])
+    return config
+
+
+def keras2_policy_name(dtype):
+    """The name of a Keras 2 dtype policy as Keras 2 serialized it in
+    layer configs (`{"class_name": "Policy", "config": {"name":
+    "mixed_float16"}}`, which Keras 3 cannot read), which Keras 3 reads
+    as the same policy; any other `dtype` as it is."""
+    if (isinstance(dtype, dict) and dtype.get("class_name") == "Policy"
+            and isinstance(dtype.get("config"), dict)
+            and "name" in dtype["config"]):
+        return dtype["config"]["name"]
+    return dtype
 
 
 def keras2_hard_sigmoid_config(config, value="keras2_hard_sigmoid"):

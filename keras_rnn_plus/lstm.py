@@ -113,7 +113,10 @@ _VARIANTS_DOC = """
             each `(units,)` (with CIFG or without a forget gate there are
             no forget-gate peephole weights). Default: `False`.
         forget_bias: Keyword-only float added to the forget gate's
-            pre-activation at run time, as TF1's `LSTMCell`. Default: 0.
+            pre-activation at run time, as TF1's `LSTMCell`. It adds to
+            the bias that `unit_forget_bias` initialises to ones: to start
+            training as TF1 did (a zero bias and `forget_bias=1.0`), pass
+            `unit_forget_bias=False` too. Default: 0.
         cell_clip: Keyword-only positive float or `None`: `c(t)` is clipped
             to `[-cell_clip, cell_clip]` (before the output gate sees it).
         num_proj: Keyword-only positive integer or `None`. Sak et al. 2014

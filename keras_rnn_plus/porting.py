@@ -15,7 +15,10 @@ import zipfile
 
 import numpy as np
 
-from keras_rnn_plus._base import keras2_hard_sigmoid_config
+from keras_rnn_plus._base import (
+    keras2_hard_sigmoid_config,
+    keras2_policy_name,
+)
 
 # Keras 2's recurrent classes that ours replace, by the same name.
 KERAS2_CLASSES = ("LSTM", "GRU", "LSTMCell", "GRUCell", "PeepholeLSTMCell")
@@ -337,15 +340,18 @@ def _keras2_config_for_ours(node, keras_file=False):
     """A Keras 2 model config whose recurrent layers and cells resolve to
     ours by class name, wherever they sit (Keras 2 tags nested layers with
     `module="keras.layers"`, which Keras 3 reads as its own class), and
-    whose `"hard_sigmoid"` activations keep Keras 2's formula, and whose
-    other layers lose the Keras 2 keys that Keras 3 refuses:
-    `time_major` (`RNN`, `SimpleRNN`; always False there) and, in a
-    `.keras` file (`keras_file`), `batch_input_shape` outside `InputLayer`
-    (the model's `InputLayer` holds it too)."""
+    whose `"hard_sigmoid"` activations keep Keras 2's formula, whose
+    dtype policies are their names (Keras 3 cannot read Keras 2's policy
+    configs), and whose other layers lose the Keras 2 keys that Keras 3
+    refuses: `time_major` (`RNN`, `SimpleRNN`; always False there) and, in
+    a `.keras` file (`keras_file`), `batch_input_shape` outside
+    `InputLayer` (the model's `InputLayer` holds it too)."""
     if isinstance(node, list):
         return [_keras2_config_for_ours(v, keras_file) for v in node]
     if not isinstance(node, dict):
         return node
+    if keras2_policy_name(node) is not node:  # a Keras 2 dtype policy
+        return keras2_policy_name(node)
     node = {k: _keras2_config_for_ours(v, keras_file) for k, v in node.items()}
     name, config = node.get("class_name"), node.get("config")
     if name in KERAS2_CUDNN_CLASSES and isinstance(config, dict):

@@ -23,10 +23,12 @@ def _run(*args):
 @pytest.mark.slow
 def test_run_prints_ratios():
     out = _run("benchmarks/run.py", "--shapes", "4x5x3x4", "--repeats", "1",
-               "--bidirectional")
+               "--bidirectional", "--memory")
     for label in ("krp.LSTM / keras.layers.LSTM", "krp.GRU / keras.layers.GRU",
                   "Bidirectional: krp.LSTM / keras LSTM",
-                  "layer_norm / plain krp.LSTM"):
+                  "layer_norm / plain krp.LSTM",
+                  "peak training memory of LSTM (MiB)",
+                  "peak training memory of GRU (MiB)"):
         assert label in out
 
 

@@ -466,6 +466,21 @@ def test_bad_arguments_raise_at_construction(kwargs, error, words):
         krp.LSTMCell(**cell_kwargs)
 
 
+@pytest.mark.parametrize("name", ["LSTM", "LSTMCell", "GRU", "GRUCell"])
+@pytest.mark.parametrize("kwargs", [
+    dict(units=4, seed=1.5), dict(units=4, seed="a"), dict(units="3"),
+])
+def test_bad_argument_errors_are_of_keras_class(name, kwargs):
+    """Where Keras's class refuses an argument at construction, ours
+    raises an error of the same class (a wrong type is both a `TypeError`
+    and a `ValueError` in ours: Keras raises `ValueError` for a float
+    seed, `TypeError` for a string `units`)."""
+    with pytest.raises(Exception) as theirs:
+        getattr(keras.layers, name)(**kwargs)
+    with pytest.raises(theirs.type):
+        getattr(krp, name)(**kwargs)
+
+
 def test_bias_initializer_none_with_unit_forget_bias_is_a_clear_error():
     """Keras's layer fails here calling `None`; ours names the argument.
     Without `unit_forget_bias`, `None` builds, as Keras's does."""

@@ -375,6 +375,46 @@ def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix,
                  legacy.predict(ids, verbose=0), atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_load_keras2_model_trained_under_mixed_precision(tmp_path, suffix):
+    """A Keras 2 model saved under `mixed_float16` (its layer configs hold
+    Keras 2's policy configs, which Keras 3 cannot read) loads with the
+    same policies and Keras 2's numbers."""
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        legacy = tf_keras.Sequential([
+            tf_keras.Input((STEPS, FEATURES)),
+            tf_keras.layers.LSTM(UNITS, return_sequences=True),
+            tf_keras.layers.GRU(3),
+            tf_keras.layers.Dense(2, dtype="float32"),
+        ])
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    _randomize_legacy(legacy)
+    x = np.random.RandomState(15).randn(BATCH, STEPS, FEATURES)
+    path = str(tmp_path / f"keras2_model{suffix}")
+    legacy.save(path)
+    ported = load_keras2_model(path)
+    assert [layer.dtype_policy.name for layer in ported.layers] == [
+        "mixed_float16", "mixed_float16", "float32"
+    ]
+    assert_close(ported.predict(x, verbose=0), legacy.predict(x, verbose=0),
+                 atol=1e-3)
+
+
+def test_keras2_config_with_a_policy_reads_the_policy():
+    """`from_config` of a Keras 2 config saved under a mixed policy."""
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        config = tf_keras.layers.LSTM(UNITS).get_config()
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(config["dtype"], dict)  # Keras 2's policy config
+    layer = krp.LSTM.from_config(config)
+    assert layer.dtype_policy.name == "mixed_float16"
+
+
 def test_load_keras2_model_rejects_a_weights_file(tmp_path):
     path = str(tmp_path / "keras2.weights.h5")
     _legacy_model().save_weights(path)
