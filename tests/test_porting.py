@@ -334,8 +334,13 @@ def test_keras2_batch_input_shape_keeps_a_stateful_batch(name):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("suffix", [".h5", ".keras"])
-@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("suffix, functional", [
+    (".h5", False),
+    (".keras", True),
+    # The other two pairs run with the long tests (`pytest -m slow`).
+    pytest.param(".keras", False, marks=pytest.mark.slow),
+    pytest.param(".h5", True, marks=pytest.mark.slow),
+])
 def test_load_keras2_model_with_nested_recurrent_layers(tmp_path, suffix,
                                                         functional):
     """Keras 2 models with LSTM / GRU inside `Bidirectional`, cells inside
