@@ -209,7 +209,7 @@ print(statistics.median(peaks))
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="small shapes and few repeats (seconds)")
+                        help="small shapes, few repeats (about half a minute)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--no-variants", action="store_true")
     parser.add_argument("--bidirectional", action="store_true",
@@ -243,7 +243,7 @@ def main(argv=None):
             ours = peak_memory(f"krp.{name}", shape)
             ref = peak_memory(f"keras.layers.{name}", shape)
             print(f"{str(shape):<20} peak training memory of {name} (MiB): "
-                  f"ours {ours:.1f}, keras {ref:.1f}, ratio "
+                  f"ours {ours:.2f}, keras {ref:.2f}, ratio "
                   f"{ours / max(ref, 1e-9):.2f}", flush=True)
     print("(ms columns: ours/reference; ratio < 1 means ours is faster)")
 

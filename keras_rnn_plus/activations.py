@@ -8,11 +8,13 @@ from keras import ops
 def keras2_hard_sigmoid(x):
     """Keras 2's hard sigmoid: `clip(0.2 * x + 0.5, 0, 1)`.
 
-    Keras 3's `"hard_sigmoid"` is `clip(x / 6 + 0.5, 0, 1)`; models trained
-    with Keras 2 (`tf_keras`), whose LSTM defaulted to
-    `recurrent_activation="hard_sigmoid"`, need this one to give the same
-    numbers. Pass it as `recurrent_activation="keras2_hard_sigmoid"` (or the
-    function itself); it serializes by name.
+    Keras 3's `"hard_sigmoid"` is `clip(x / 6 + 0.5, 0, 1)`; Keras 2 models
+    with `"hard_sigmoid"` (the default gate activation of standalone Keras
+    up to 2.2, of `tf.keras` in TensorFlow 1 and of `PeepholeLSTMCell`;
+    `tf.keras` 2.x and `tf_keras` default to `"sigmoid"`) need this one to
+    give the same numbers. Pass it as
+    `recurrent_activation="keras2_hard_sigmoid"` (or the function itself);
+    it serializes by name.
 
     Example:
 

@@ -289,7 +289,7 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     - a clear `ValueError` for what would export as a different function
       (a stateful layer in ONNX, whose states would be frozen).
 
-    Needs the exporters: `pip install "keras_rnn_plus[export]"`.
+    Needs the exporters: `pip install -e ".[export]"` in the repository.
 
     Args:
         model: A Keras model that has been called once (Keras's ONNX

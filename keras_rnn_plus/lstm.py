@@ -151,8 +151,8 @@ _VARIANTS_DOC = """
     `recurrent_norm_beta`, `cell_norm_gamma`, `cell_norm_beta`). Any
     combination of the variants works, except `coupled_input_forget` with
     `use_forget_gate=False` (CIFG derives `f` from `i`), a nonzero
-    `forget_bias` without a forget gate, and `proj_clip` without
-    `num_proj`: these raise `ValueError`."""
+    `forget_bias` without forget-gate weights (no forget gate, or CIFG),
+    and `proj_clip` without `num_proj`: these raise `ValueError`."""
 
 
 def lstm_gates(z, c_tm1, activation, recurrent_activation):
