@@ -350,8 +350,9 @@ def _keras2_config_for_ours(node, keras_file=False):
         return [_keras2_config_for_ours(v, keras_file) for v in node]
     if not isinstance(node, dict):
         return node
-    if keras2_policy_name(node) is not node:  # a Keras 2 dtype policy
-        return keras2_policy_name(node)
+    policy = keras2_policy_name(node)
+    if policy is not node:  # a Keras 2 dtype policy, now its name
+        return policy
     node = {k: _keras2_config_for_ours(v, keras_file) for k, v in node.items()}
     name, config = node.get("class_name"), node.get("config")
     if name in KERAS2_CUDNN_CLASSES and isinstance(config, dict):
