@@ -362,8 +362,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     @classmethod
     def from_config(cls, config):
-        """Also reads Keras 2 cell configs (see `_keras2_activations`)."""
-        return super().from_config(_keras2_activations(config))
+        """Also reads Keras 2 cell configs (see `_read_keras2_config`)."""
+        return super().from_config(_read_keras2_config(config))
 
     def argument_config(self):
         """The constructor arguments of this cell (no base-layer keys)."""
@@ -759,12 +759,12 @@ class RecurrentLayer(keras.layers.RNN):
 
     @classmethod
     def from_config(cls, config):
-        """Also reads Keras 2 layer configs (see `_keras2_activations`)."""
+        """Also reads Keras 2 layer configs (see `_read_keras2_config`)."""
         # Not `keras.layers.RNN.from_config`: our configs hold no `cell`.
-        return cls(**_keras2_activations(config))
+        return cls(**_read_keras2_config(config))
 
 
-def _keras2_activations(config):
+def _read_keras2_config(config):
     """A copy of `config`. A Keras 2 config (`time_major`, which `tf_keras`
     layers write; or `implementation` without `seed`, as every Keras 2
     layer and cell wrote it, where Keras 3 writes `seed` and we write
