@@ -698,6 +698,19 @@ class _Keras2PeepholeDefaults:
         kwargs.setdefault("use_peepholes", True)
         parent_init(units, activation, recurrent_activation, *args, **kwargs)
 
+    def __init_subclass__(cls, **kwargs):
+        # `inspect.signature` and `help` show every argument, as for the
+        # plain class, with these defaults.
+        super().__init_subclass__(**kwargs)
+        plain = cls.__mro__[cls.__mro__.index(_Keras2PeepholeDefaults) + 1]
+        defaults = {"recurrent_activation": "keras2_hard_sigmoid",
+                    "implementation": 1, "use_peepholes": True}
+        signature = inspect.signature(plain)
+        cls.__signature__ = signature.replace(parameters=[
+            p.replace(default=defaults.get(name, p.default))
+            for name, p in signature.parameters.items()
+        ])
+
 
 @SERIALIZABLE
 class PeepholeLSTMCell(_Keras2PeepholeDefaults, LSTMCell):

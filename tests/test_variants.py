@@ -277,6 +277,33 @@ def test_peephole_classes_take_keras2_positional_arguments():
 
 @pytest.mark.parametrize("peephole_cls, plain_cls", [
     (krp.PeepholeLSTM, krp.LSTM), (krp.PeepholeLSTMCell, krp.LSTMCell)])
+def test_peephole_signature_shows_keras2_defaults(peephole_cls, plain_cls):
+    """`inspect.signature` (and so `help`) lists every argument of the
+    plain class, in its order (for the cell, Keras 2's positional order),
+    with the defaults of Keras 2's `PeepholeLSTMCell` where Keras 2 had
+    the argument."""
+    recurrent = _keras2()
+    ours = inspect.signature(peephole_cls).parameters
+    plain = inspect.signature(plain_cls).parameters
+    assert list(ours) == list(plain)
+    keras2 = inspect.signature(recurrent.PeepholeLSTMCell).parameters
+    keras2_names = [n for n, p in keras2.items()
+                    if p.kind == p.POSITIONAL_OR_KEYWORD]
+    if peephole_cls is krp.PeepholeLSTMCell:  # Keras 2 had no layer
+        assert keras2_names == list(ours)[:len(keras2_names)]
+    for name in keras2_names:
+        expected = keras2[name].default
+        if name == "recurrent_activation":
+            assert expected == "hard_sigmoid"
+            expected = "keras2_hard_sigmoid"
+        assert ours[name].default == expected, name
+    assert ours["implementation"].default == 1
+    assert recurrent.PeepholeLSTMCell(2).implementation == 1
+    assert ours["use_peepholes"].default is True
+
+
+@pytest.mark.parametrize("peephole_cls, plain_cls", [
+    (krp.PeepholeLSTM, krp.LSTM), (krp.PeepholeLSTMCell, krp.LSTMCell)])
 def test_peephole_classes_take_every_argument_by_position(peephole_cls,
                                                           plain_cls):
     """Past Keras 2's arguments too: `implementation` and what follows it
