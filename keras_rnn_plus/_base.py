@@ -360,10 +360,16 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def get_config(self):
         return {**super().get_config(), **self.argument_config()}
 
+    # Arguments that a Keras 2 config written before they existed meant to
+    # have, where Keras 3's default differs (see `_read_keras2_config`).
+    keras2_missing = {}
+
     @classmethod
     def from_config(cls, config):
         """Also reads Keras 2 cell configs (see `_read_keras2_config`)."""
-        return super().from_config(_read_keras2_config(config))
+        return super().from_config(
+            _read_keras2_config(config, cls.keras2_missing)
+        )
 
     def argument_config(self):
         """The constructor arguments of this cell (no base-layer keys)."""
@@ -395,6 +401,8 @@ class RecurrentLayer(keras.layers.RNN):
     """A `keras.layers.RNN` over one of our cells, with checked inputs, the
     backend's cuDNN kernel where it computes the same function, and a time
     loop that converters can export (`deploy.rnn_loop`)."""
+
+    keras2_missing = {}  # as `GatedCell.keras2_missing`
 
     def __init__(self, cell, use_cudnn="auto", **kwargs):
         for key in ("return_sequences", "return_state", "go_backwards",
@@ -761,20 +769,24 @@ class RecurrentLayer(keras.layers.RNN):
     def from_config(cls, config):
         """Also reads Keras 2 layer configs (see `_read_keras2_config`)."""
         # Not `keras.layers.RNN.from_config`: our configs hold no `cell`.
-        return cls(**_read_keras2_config(config))
+        return cls(**_read_keras2_config(config, cls.keras2_missing))
 
 
-def _read_keras2_config(config):
+def _read_keras2_config(config, missing=None):
     """A copy of `config`. A Keras 2 config (`time_major`, which `tf_keras`
     layers write; or `implementation` without `seed`, as every Keras 2
     layer and cell wrote it, where Keras 3 writes `seed` and we write
     both) means Keras 2's `"hard_sigmoid"`: it becomes
-    `"keras2_hard_sigmoid"`, with a warning, to keep the numbers. A Keras
-    2 dtype policy becomes its name (`keras2_policy_name`)."""
+    `"keras2_hard_sigmoid"`, with a warning, to keep the numbers; and the
+    arguments in `missing` that it lacks take the values given there (a
+    Keras 2.0 GRU's config has no `reset_after`: it was False). A Keras 2
+    dtype policy becomes its name (`keras2_policy_name`)."""
     keras2 = "time_major" in config or (
         "implementation" in config and "seed" not in config
     )
     config = keras2_hard_sigmoid_config(config) if keras2 else dict(config)
+    if keras2:
+        config = {**(missing or {}), **config}
     if "dtype" in config:
         config["dtype"] = keras2_policy_name(config["dtype"])
     return config

@@ -172,6 +172,7 @@ class GRUCell(GatedCell):
     )
 
     num_gates = 3
+    keras2_missing = {"reset_after": False}  # Keras before 2.1.3
 
     def __init__(
         self,
@@ -423,6 +424,8 @@ class GRU(RecurrentLayer):
     (32, 4)
     """
     )
+
+    keras2_missing = GRUCell.keras2_missing
 
     def __init__(
         self,

@@ -326,6 +326,42 @@ def from_keras2_cudnn(kernel, recurrent_kernel, bias):
 KERAS2_CUDNN_CLASSES = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
 
 
+# Keras 2's layers that read a list input as `[inputs, *initial_state]`
+# (and so saved a call with `initial_state` as a node of several inputs).
+_KERAS2_STATEFUL_CALLS = ("RNN", "SimpleRNN", "LSTM", "GRU", "ConvLSTM1D",
+                          "ConvLSTM2D", "ConvLSTM3D", "Bidirectional")
+
+
+def _keras2_initial_state_nodes(layer):
+    """The inbound nodes of a Keras 2 functional model's recurrent `layer`
+    config, with a call given `initial_state` (saved by Keras 2 as the
+    node's inputs after the first) rewritten as Keras 3 saves it: one
+    input and an `initial_state` keyword argument."""
+    def tensor(data):
+        # Keras replaces it by the output that `keras_history` names; the
+        # shape and dtype are placeholders.
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": [], "dtype": "float32",
+                           "keras_history": list(data[:3])}}
+
+    nodes = []
+    for node in layer["inbound_nodes"]:
+        if isinstance(node, list) and len(node) > 1:
+            kwargs = dict(node[0][3]) if len(node[0]) > 3 else {}
+            if kwargs.pop("constants", None) is not None or (
+                layer.get("config", {}).get("num_constants")
+            ):
+                raise ValueError(
+                    f"layer {layer.get('name')!r}: Keras 2's RNN "
+                    "`constants` have no counterpart in Keras 3"
+                )
+            kwargs.pop("initial_state", None)
+            kwargs["initial_state"] = [tensor(d) for d in node[1:]]
+            node = {"args": [tensor(node[0])], "kwargs": kwargs}
+        nodes.append(node)
+    return nodes
+
+
 # How Keras 3 saves `keras2_hard_sigmoid` (Keras's own layers read an
 # activation given by name only among Keras's functions).
 _KERAS2_HARD_SIGMOID = {
@@ -370,6 +406,11 @@ def _keras2_config_for_ours(node, keras_file=False):
             if keras_file and name != "InputLayer":
                 config.pop("batch_input_shape", None)
         node["config"] = config
+    if name in _KERAS2_STATEFUL_CALLS and node.get("inbound_nodes"):
+        node["inbound_nodes"] = _keras2_initial_state_nodes(node)
+        shape = (node.get("build_config") or {}).get("input_shape")
+        if shape and isinstance(shape[0], list):  # with the states' shapes
+            node["build_config"]["input_shape"] = shape[0]
     if name in KERAS2_CLASSES:
         node.pop("module", None)
         node.pop("registered_name", None)
@@ -396,9 +437,14 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
     `Bidirectional` (and everywhere in a `.keras` file), Keras 2 names the
     class by module and Keras 3 builds its own `LSTM`, which rejects Keras
     2's `time_major`; and Keras 3 reads `"hard_sigmoid"` with its own
-    formula. What Keras 3 cannot load from Keras 2 files otherwise (a
-    `Sequential` model nested in a functional one; Keras 2's metrics with
-    `compile=True`) it cannot load here either.
+    formula. Also read: a recurrent layer called with `initial_state`
+    (Keras 2 saved the states as more inputs of the call), Keras 2's
+    dtype policies, and a GRU config from before Keras 2.1.3 (no
+    `reset_after`: it was False). What Keras 3 cannot load from Keras 2
+    files otherwise (a `Sequential` model nested in a functional one;
+    Keras 2's metrics with `compile=True`; RNN `constants`) it cannot load
+    here either. A file saved by Keras 3, or a SavedModel directory,
+    raises `ValueError`.
 
     Args:
         filepath: A Keras 2 model file, HDF5 (`.h5`) or `tf_keras`'s
@@ -415,7 +461,16 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
     import keras_rnn_plus as krp
 
     objects = {name: getattr(krp, name) for name in KERAS2_CLASSES}
+    # Keras's cells that Keras 2 named without a module (inside `RNN`).
+    objects.update(StackedRNNCells=keras.layers.StackedRNNCells,
+                   SimpleRNNCell=keras.layers.SimpleRNNCell)
     objects.update(custom_objects or {})
+    if os.path.isdir(filepath):
+        raise ValueError(
+            f"{filepath} is a directory (a SavedModel?): load_keras2_model "
+            "reads `.h5` and `.keras` files; in Keras 2, save the model with "
+            "`model.save('model.h5')` and load that"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         if zipfile.is_zipfile(filepath):  # a `.keras` file of `tf_keras`
             copy = os.path.join(tmp, "keras2_model.keras")
@@ -428,8 +483,24 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
         )
 
 
+def _check_keras2_file(source, version):
+    """Refuse a file that a later Keras saved: its configs are not Keras
+    2's (`"hard_sigmoid"` there is Keras 3's own function)."""
+    if isinstance(version, bytes):
+        version = version.decode()
+    major = str(version or "").split(".")[0]
+    if major.isdigit() and int(major) >= 3:
+        raise ValueError(
+            f"{source} was saved by Keras {version}, not Keras 2: load it "
+            "with `keras.saving.load_model`"
+        )
+
+
 def _copy_keras_file(source, target):
     with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        if "metadata.json" in old.namelist():
+            metadata = json.loads(old.read("metadata.json"))
+            _check_keras2_file(source, metadata.get("keras_version"))
         for item in old.infolist():
             data = old.read(item)
             if item.filename == "config.json":
@@ -450,6 +521,7 @@ def _copy_h5_file(source, target):
 
     shutil.copyfile(source, target)
     with h5py.File(target, "r+") as f:
+        _check_keras2_file(source, f.attrs.get("keras_version"))
         if "model_config" not in f.attrs:
             raise ValueError(
                 f"{source} holds no model config: for a weights file, "

@@ -9,6 +9,7 @@ Keras 2's numbers.
 """
 
 import itertools
+import json
 
 import keras
 import numpy as np
@@ -418,6 +419,117 @@ def test_keras2_config_with_a_policy_reads_the_policy():
     assert isinstance(config["dtype"], dict)  # Keras 2's policy config
     layer = krp.LSTM.from_config(config)
     assert layer.dtype_policy.name == "mixed_float16"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_load_keras2_model_encoder_decoder(tmp_path, suffix):
+    """Keras 2 saved a call given `initial_state` as a node whose inputs
+    after the first are the states (the encoder-decoder of Keras 2's
+    examples); Keras 3 reads such a node as one list input, which its
+    recurrent layers refuse. It loads as the call with `initial_state`,
+    for our layers and Keras's `Bidirectional`, with Keras 2's numbers."""
+    layers = tf_keras.layers
+    encoder_in = tf_keras.Input((None, FEATURES))
+    _, h, c = layers.LSTM(UNITS, return_state=True)(encoder_in)
+    decoder_in = tf_keras.Input((None, 3))
+    decoded = layers.LSTM(UNITS, return_sequences=True)(
+        decoder_in, initial_state=[h, c])
+    tagged = layers.Bidirectional(layers.GRU(UNITS, return_sequences=True))(
+        decoder_in, initial_state=[h, c])
+    legacy = tf_keras.Model([encoder_in, decoder_in],
+                            [layers.Dense(2)(decoded), tagged])
+    _randomize_legacy(legacy)
+    x = [random_inputs((BATCH, STEPS, FEATURES), seed=16),
+         random_inputs((BATCH, 4, 3), seed=17)]
+    path = str(tmp_path / f"seq2seq{suffix}")
+    legacy.save(path)
+    ported = load_keras2_model(path)
+    assert {krp.LSTM, krp.GRU} <= {type(layer)
+                                   for layer in ported._flatten_layers()}
+    for ours, theirs in zip(ported.predict(x, verbose=0),
+                            legacy.predict(x, verbose=0)):
+        assert_close(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_load_keras20_gru_model_without_reset_after(tmp_path):
+    """A GRU config from Keras before 2.1.3 has no `reset_after`: that GRU
+    was the `reset_after=False` one (one bias vector). Its file loads,
+    with Keras 2's numbers; `from_config` reads it the same way (and a
+    Keras 3 config without the key keeps Keras 3's default)."""
+    import h5py
+
+    legacy = tf_keras.Sequential([
+        tf_keras.Input((STEPS, FEATURES)),
+        tf_keras.layers.GRU(UNITS, recurrent_activation="hard_sigmoid",
+                            reset_after=False),
+    ])
+    _randomize_legacy(legacy)
+    path = str(tmp_path / "keras20_gru.h5")
+    legacy.save(path)
+    with h5py.File(path, "r+") as f:  # what Keras 2.0 wrote
+        config = json.loads(f.attrs["model_config"])
+        gru = config["config"]["layers"][-1]["config"]
+        del gru["reset_after"], gru["time_major"]
+        gru["implementation"] = 0
+        f.attrs["model_config"] = json.dumps(config)
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=18)
+    ported = load_keras2_model(path)
+    assert ported.layers[-1].reset_after is False
+    assert_close(ported.predict(x, verbose=0), legacy.predict(x, verbose=0),
+                 atol=1e-6)
+    assert krp.GRUCell.from_config(
+        {"units": 2, "implementation": 1}).reset_after is False
+    keras3 = keras.layers.GRU(2).get_config()
+    del keras3["reset_after"]
+    assert krp.GRU.from_config(keras3).reset_after is True
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_load_keras2_model_stacked_cells_named_without_module(
+        tmp_path, monkeypatch):
+    """TensorFlow's bundled Keras 2 (and standalone Keras 2) name the
+    classes of `RNN([cell, cell])` without a module; they load."""
+    pytest.importorskip("tensorflow.python.keras.layers.recurrent")
+    import tensorflow.python.keras as keras2
+    from tensorflow.python.keras import layers, models
+    from tensorflow.python.keras.layers import recurrent
+
+    # The bundled Keras 2 writes its version into the file; it has none.
+    monkeypatch.setattr(keras2, "__version__", "2.15.0", raising=False)
+    legacy = models.Sequential([
+        layers.InputLayer((STEPS, FEATURES)),
+        recurrent.RNN([recurrent.LSTMCell(3), recurrent.SimpleRNNCell(2)]),
+    ])
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=19)
+    expected = legacy(x)
+    config = json.loads(legacy.to_json())
+    assert "module" not in json.dumps(config)
+    path = str(tmp_path / "stacked.h5")
+    legacy.save(path)
+    ported = load_keras2_model(path)
+    assert isinstance(ported.layers[-1].cell.cells[0], krp.LSTMCell)
+    assert_close(ported.predict(x, verbose=0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_load_keras2_model_refuses_a_keras3_file(tmp_path, suffix):
+    """A Keras 3 file is not read as Keras 2's (its `"hard_sigmoid"` is
+    Keras 3's function, which Keras 2's reading would change)."""
+    model = keras.Sequential([
+        keras.Input((STEPS, FEATURES)),
+        keras.layers.LSTM(UNITS, recurrent_activation="hard_sigmoid"),
+    ])
+    path = str(tmp_path / f"keras3{suffix}")
+    model.save(path)
+    with pytest.raises(ValueError, match="keras.saving.load_model"):
+        load_keras2_model(path)
+
+
+def test_load_keras2_model_refuses_a_directory(tmp_path):
+    with pytest.raises(ValueError, match="model.h5"):
+        load_keras2_model(str(tmp_path))
 
 
 def test_load_keras2_model_rejects_a_weights_file(tmp_path):
