@@ -280,6 +280,7 @@ def test_keras2_cell_config_keeps_keras2_numbers(name):
         UNITS, recurrent_activation="hard_sigmoid")
     legacy = tf_keras.layers.RNN(legacy_cell, return_sequences=True)
     legacy(x)
+    randomize_weights(legacy, seed=12)
     with pytest.warns(UserWarning, match="keras2_hard_sigmoid"):
         cell = getattr(krp, name).from_config(legacy_cell.get_config())
     layer = keras.layers.RNN(cell, return_sequences=True)
@@ -299,6 +300,8 @@ def test_keras20_layer_config_without_time_major_keeps_keras2_numbers():
     could be 0): `implementation` without `seed` marks them too."""
     x = random_inputs((BATCH, STEPS, FEATURES), seed=13)
     legacy = tf_keras.layers.LSTM(UNITS, recurrent_activation="hard_sigmoid")
+    legacy(x)
+    randomize_weights(legacy, seed=13)
     expected = legacy(x)
     config = legacy.get_config()
     del config["time_major"]

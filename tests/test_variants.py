@@ -300,6 +300,12 @@ def test_peephole_signature_shows_keras2_defaults(peephole_cls, plain_cls):
     assert ours["implementation"].default == 1
     assert recurrent.PeepholeLSTMCell(2).implementation == 1
     assert ours["use_peepholes"].default is True
+    # The signature shows what the class does.
+    config = peephole_cls(2).get_config()
+    for name in ("activation", "recurrent_activation", "use_bias",
+                 "unit_forget_bias", "dropout", "implementation",
+                 "use_peepholes", "forget_bias", "cell_clip"):
+        assert config[name] == ours[name].default, name
 
 
 @pytest.mark.parametrize("peephole_cls, plain_cls", [
@@ -553,7 +559,10 @@ def test_defaults_are_the_plain_lstm():
 
 # -- gradients ----------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_gradients_finite_and_match_finite_differences(name):
+def test_gradients_match_finite_differences_of_the_reference(name):
+    """Our autodiff gradients (float64), of every weight and of the
+    inputs, against central differences of the NumPy reference's loss:
+    an independent derivative, so a wrong forward pass fails here too."""
     variant = VARIANTS[name]
     x = random_inputs((2, 4, 3)).astype("float64")
     layer = krp.LSTM(3, dtype="float64", **variant)
@@ -562,32 +571,37 @@ def test_gradients_finite_and_match_finite_differences(name):
     layer.set_weights([(1.0 if "gamma" in w.name else 0.0)
                        + 0.3 * rs.standard_normal(w.shape)
                        for w in layer.weights])
-
-    def loss():
-        return tf.reduce_sum(tf.sin(layer(x)))
-
+    x_var = tf.Variable(x)
     with tf.GradientTape() as tape:
-        value = loss()
-    grads = tape.gradient(value, layer.trainable_weights)
+        value = tf.reduce_sum(tf.sin(layer(x_var)))
+    grads = tape.gradient(value, [x_var, *layer.trainable_weights])
+    names = ["inputs"] + [w.name for w in layer.trainable_weights]
+    arrays = {"inputs": x, **weights_by_name(layer)}
+
+    def reference_loss():
+        w = {k: v for k, v in arrays.items() if k != "inputs"}
+        outputs, _, _ = reference.lstm(arrays["inputs"], w,
+                                       **ref_kwargs(variant))
+        return np.sin(outputs[:, -1]).sum()
+
+    assert_close(value, reference_loss(), atol=1e-10)
     eps = 1e-6
-    for var, grad in zip(layer.trainable_weights, grads):
+    for name_, grad in zip(names, grads):
         grad = np.asarray(grad)
-        assert np.isfinite(grad).all(), var.name
-        flat = var.numpy().ravel()
-        for idx in rs.choice(flat.size, size=min(3, flat.size),
+        assert np.isfinite(grad).all(), name_
+        flat = arrays[name_].reshape(-1)  # a view: edits reach `arrays`
+        for idx in rs.choice(flat.size, size=min(4, flat.size),
                              replace=False):
             old = flat[idx]
             values = []
             for delta in (eps, -eps):
                 flat[idx] = old + delta
-                var.assign(flat.reshape(var.shape))
-                values.append(float(loss()))
+                values.append(reference_loss())
             flat[idx] = old
-            var.assign(flat.reshape(var.shape))
             numeric = (values[0] - values[1]) / (2 * eps)
             np.testing.assert_allclose(grad.ravel()[idx], numeric,
                                        rtol=1e-4, atol=1e-6,
-                                       err_msg=f"{name} {var.name}[{idx}]")
+                                       err_msg=f"{name} {name_}[{idx}]")
 
 
 # -- shapes, config, errors ---------------------------------------------------
