@@ -702,6 +702,9 @@ class _Keras2PeepholeDefaults:
         # `inspect.signature` and `help` show every argument, as for the
         # plain class, with these defaults.
         super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):  # a subclass's own signature
+            cls.__signature__ = None
+            return
         plain = cls.__mro__[cls.__mro__.index(_Keras2PeepholeDefaults) + 1]
         defaults = {"recurrent_activation": "keras2_hard_sigmoid",
                     "implementation": 1, "use_peepholes": True}

@@ -300,6 +300,12 @@ def test_peephole_signature_shows_keras2_defaults(peephole_cls, plain_cls):
     assert ours["implementation"].default == 1
     assert recurrent.PeepholeLSTMCell(2).implementation == 1
     assert ours["use_peepholes"].default is True
+    class Subclass(peephole_cls):  # a subclass's own `__init__` shows
+        def __init__(self, units, extra=None, **kwargs):
+            super().__init__(units, **kwargs)
+
+    assert list(inspect.signature(Subclass).parameters) == [
+        "units", "extra", "kwargs"]
     # The signature shows what the class does.
     config = peephole_cls(2).get_config()
     for name in ("activation", "recurrent_activation", "use_bias",
