@@ -362,6 +362,40 @@ def _keras2_initial_state_nodes(layer):
     return nodes
 
 
+# Keras 2's model classes: nested in a functional model, their calls are
+# numbered from 1 (node 0 is the model's own graph), Keras 3's from 0.
+_KERAS2_MODEL_CLASSES = ("Functional", "Model", "Sequential")
+
+
+def _keras2_nested_model_references(config):
+    """A Keras 2 functional model `config` whose references to the models
+    nested in it (in the layers' inbound nodes and the model's outputs)
+    count those models' calls as Keras 3 does."""
+    nested = {layer.get("name") for layer in config["layers"]
+              if layer.get("class_name") in _KERAS2_MODEL_CLASSES}
+
+    def shift(value):
+        if (isinstance(value, list) and len(value) >= 3
+                and isinstance(value[0], str) and value[0] in nested
+                and isinstance(value[1], int)):
+            # [layer name, node index, tensor index(, call kwargs)]
+            return [value[0], max(value[1] - 1, 0),
+                    *[shift(v) for v in value[2:]]]
+        if isinstance(value, list):
+            return [shift(v) for v in value]
+        if isinstance(value, dict):
+            return {k: shift(v) for k, v in value.items()}
+        return value
+
+    if not nested:
+        return config
+    layers = [{**layer, "inbound_nodes": shift(layer["inbound_nodes"])}
+              if "inbound_nodes" in layer else layer
+              for layer in config["layers"]]
+    return {**config, "layers": layers,
+            "output_layers": shift(config["output_layers"])}
+
+
 # How Keras 3 saves `keras2_hard_sigmoid` (Keras's own layers read an
 # activation given by name only among Keras's functions).
 _KERAS2_HARD_SIGMOID = {
@@ -389,6 +423,10 @@ def _keras2_config_for_ours(node, keras_file=False):
     policy = keras2_policy_name(node)
     if policy is not node:  # a Keras 2 dtype policy, now its name
         return policy
+    config = node.get("config")
+    if (node.get("class_name") in _KERAS2_MODEL_CLASSES
+            and isinstance(config, dict) and "output_layers" in config):
+        node = {**node, "config": _keras2_nested_model_references(config)}
     node = {k: _keras2_config_for_ours(v, keras_file) for k, v in node.items()}
     name, config = node.get("class_name"), node.get("config")
     if name in KERAS2_CUDNN_CLASSES and isinstance(config, dict):
@@ -421,7 +459,8 @@ def _keras2_config_for_ours(node, keras_file=False):
     return node
 
 
-def load_keras2_model(filepath, custom_objects=None, compile=False):
+def load_keras2_model(filepath, custom_objects=None, compile=False,
+                      safe_mode=True):
     """Load a whole Keras 2 model file (`model.save("model.h5")` of
     `tf.keras` 2.x / `tf_keras`, or `tf_keras`'s `.keras`) into Keras 3,
     with our `LSTM`, `GRU`, `LSTMCell`, `GRUCell` and `PeepholeLSTMCell`
@@ -438,13 +477,15 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
     class by module and Keras 3 builds its own `LSTM`, which rejects Keras
     2's `time_major`; and Keras 3 reads `"hard_sigmoid"` with its own
     formula. Also read: a recurrent layer called with `initial_state`
-    (Keras 2 saved the states as more inputs of the call), Keras 2's
+    (Keras 2 saved the states as more inputs of the call), models nested
+    in a functional model (Keras 2 numbered their calls from 1), Keras 2's
     dtype policies, and a GRU config from before Keras 2.1.3 (no
-    `reset_after`: it was False). What Keras 3 cannot load from Keras 2
-    files otherwise (a `Sequential` model nested in a functional one;
-    Keras 2's metrics with `compile=True`; RNN `constants`) it cannot load
-    here either. A file saved by Keras 3, or a SavedModel directory,
-    raises `ValueError`.
+    `reset_after`: it was False). What Keras 3 cannot read in Keras 2
+    files otherwise (among others: `SpatialDropout1D`, TensorFlow ops
+    applied to Keras tensors, `Attention` in `.h5` files, Keras 2's loss
+    and metric names and optimizer configs with `compile=True`; RNN
+    `constants`) it cannot load here either. A file saved by Keras 3, or a
+    SavedModel directory, raises `ValueError`.
 
     Args:
         filepath: A Keras 2 model file, HDF5 (`.h5`) or `tf_keras`'s
@@ -452,6 +493,8 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
         custom_objects: More classes or functions the model needs.
         compile: Restore the training configuration too (Keras 2's
             optimizer configs do not always load in Keras 3).
+        safe_mode: As in `keras.models.load_model`: `False` loads a
+            trusted file's `Lambda` layers.
 
     Returns:
         The Keras 3 model, with the file's weights.
@@ -479,7 +522,8 @@ def load_keras2_model(filepath, custom_objects=None, compile=False):
             copy = os.path.join(tmp, "keras2_model.h5")
             _copy_h5_file(filepath, copy)
         return keras.models.load_model(
-            copy, custom_objects=objects, compile=compile
+            copy, custom_objects=objects, compile=compile,
+            safe_mode=safe_mode,
         )
 
 

@@ -456,6 +456,57 @@ def test_load_keras2_model_encoder_decoder(tmp_path, suffix):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_load_keras2_model_with_nested_models(tmp_path, suffix):
+    """Models used as layers (an encoder `Model` called twice, its states
+    handed to a decoder; `Sequential` models, with and without an
+    `Input`): Keras 2 numbers a nested model's calls from 1, Keras 3
+    from 0; they load, with Keras 2's numbers."""
+    layers = tf_keras.layers
+    encoder_in = tf_keras.Input((None, FEATURES))
+    encoder = tf_keras.Model(
+        encoder_in, layers.LSTM(UNITS, return_state=True)(encoder_in),
+        name="encoder")
+    with_input = tf_keras.Sequential(
+        [tf_keras.Input((None, 3)), layers.Dense(3)], name="with_input")
+    lazy = tf_keras.Sequential([layers.Dense(3)], name="lazy")
+    x, d = tf_keras.Input((None, FEATURES)), tf_keras.Input((None, 3))
+    _, h, c = encoder(x)
+    _, h2, _ = encoder(x)  # a second call: node 2 in Keras 2
+    decoded = layers.LSTM(UNITS)(lazy(with_input(d)), initial_state=[h, c])
+    legacy = tf_keras.Model([x, d], [decoded, h2])
+    _randomize_legacy(legacy)
+    inputs = [random_inputs((BATCH, STEPS, FEATURES), seed=20),
+              random_inputs((BATCH, 4, 3), seed=21)]
+    path = str(tmp_path / f"nested{suffix}")
+    legacy.save(path)
+    ported = load_keras2_model(path)
+    for ours, theirs in zip(ported.predict(inputs, verbose=0),
+                            legacy.predict(inputs, verbose=0)):
+        assert_close(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_load_keras2_model_safe_mode(tmp_path):
+    """A trusted Keras 2 file with a `Lambda` loads with
+    `safe_mode=False`, as with `keras.models.load_model`, and is refused
+    by default."""
+    inputs = tf_keras.Input((STEPS, FEATURES))
+    hidden = tf_keras.layers.LSTM(UNITS, return_sequences=True)(inputs)
+    last = tf_keras.layers.Lambda(lambda t: t[:, -1], output_shape=(UNITS,))
+    legacy = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(last(hidden)))
+    _randomize_legacy(legacy)
+    path = str(tmp_path / "lambda.h5")
+    legacy.save(path)
+    with pytest.raises(ValueError, match="Lambda"):
+        load_keras2_model(path)
+    ported = load_keras2_model(path, safe_mode=False)
+    x = random_inputs((BATCH, STEPS, FEATURES), seed=22)
+    assert_close(ported.predict(x, verbose=0), legacy.predict(x, verbose=0),
+                 atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_load_keras20_gru_model_without_reset_after(tmp_path):
     """A GRU config from Keras before 2.1.3 has no `reset_after`: that GRU
     was the `reset_after=False` one (one bias vector). Its file loads,
