@@ -674,8 +674,11 @@ class RecurrentLayer(keras.layers.RNN):
         """The time loop over `call` (or `recurrent_step`, see
         `hoist_inputs`): time-major inputs and mask, batch-major outputs."""
         cell = self.cell
+        # ONNX Runtime's LSTM and GRU kernels have no float64 version.
         if (target == "onnx" and mask is None and not self.unroll
-                and keras.backend.backend() == "tensorflow"):
+                and keras.backend.backend() == "tensorflow"
+                and keras.backend.standardize_dtype(cell.compute_dtype)
+                != "float64"):
             native_step = cell.onnx_step()
             if native_step is not None:  # one ONNX LSTM / GRU op
                 last, outputs, states = deploy.onnx_native_loop(

@@ -300,7 +300,9 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
         verbose: Print Keras's export messages.
         **kwargs: Passed to `model.export` (e.g. `input_signature`,
             `opset_version`; for LiteRT, converter attributes such as
-            `optimizations`).
+            `optimizations`, and `target_spec`, a dict or a
+            `tf.lite.TargetSpec`: builtin ops only unless it says
+            otherwise).
 
     Returns:
         `filepath`.
@@ -315,8 +317,10 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     if format == "litert":
         import tensorflow as tf
 
-        spec = dict(kwargs.pop("target_spec", None) or {})
-        spec.setdefault("supported_ops", [tf.lite.OpsSet.TFLITE_BUILTINS])
+        spec = kwargs.pop("target_spec", None)
+        if not isinstance(spec, tf.lite.TargetSpec):  # else as given
+            spec = dict(spec or {})
+            spec.setdefault("supported_ops", [tf.lite.OpsSet.TFLITE_BUILTINS])
         kwargs["target_spec"] = spec
     with _exporting(format):
         model.export(str(filepath), format=format, verbose=verbose, **kwargs)

@@ -225,6 +225,26 @@ def test_onnx_export_mixed_precision_is_a_loop(tmp_path):
     )
 
 
+def test_onnx_export_float64_is_a_loop(tmp_path):
+    """ONNX Runtime's `LSTM` and `GRU` kernels have no float64 version
+    (Keras's own LSTM exports as that op there, which ONNX Runtime then
+    refuses to run): under `float64` ours export as a `Loop` that runs,
+    with Keras's predictions."""
+    _needs_onnx()
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = _seq(krp.LSTM(UNITS, return_sequences=True), krp.GRU(UNITS))
+        x = _inputs(3, 5)  # a float32 input, cast by the layers
+        expected = model.predict(x, verbose=0)
+        assert expected.dtype == np.float64
+        path = tmp_path / "float64.onnx"
+        model.export(str(path), format="onnx", verbose=False)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert set(onnx_ops(path)) & {"LSTM", "GRU", "Loop"} == {"Loop"}
+    np.testing.assert_allclose(_run_onnx(path, x), expected, atol=1e-10)
+
+
 # The LiteRT grid repeats the ONNX one; the default run keeps a sample of
 # it, `pytest -m slow` (in CI) the rest.
 LITERT_DEFAULT = {"lstm", "gru", "peephole_cell_clip", "layer_norm",
@@ -278,6 +298,20 @@ def test_deploy_export(fmt, tmp_path):
     else:
         interpreter = litert.Interpreter(model_path=str(path))
         _check(model, "stacked", lambda x: _run_litert(interpreter, x))
+
+
+def test_deploy_export_takes_a_litert_target_spec(tmp_path):
+    """`target_spec` as Keras's exporter takes it: a dict or a
+    `tf.lite.TargetSpec`."""
+    litert = _needs_litert()
+    import tensorflow as tf
+
+    model = _build("lstm")
+    spec = tf.lite.TargetSpec(supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS])
+    path = tmp_path / "m.tflite"
+    deploy.export(model, path, format="litert", target_spec=spec)
+    interpreter = litert.Interpreter(model_path=str(path))
+    _check(model, "lstm", lambda x: _run_litert(interpreter, x))
 
 
 def test_deploy_export_rejects_unknown_format(tmp_path):
