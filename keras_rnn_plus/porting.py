@@ -328,7 +328,7 @@ KERAS2_CUDNN_CLASSES = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
 
 # Keras 2's layers that read a list input as `[inputs, *initial_state]`
 # (and so saved a call with `initial_state` as a node of several inputs).
-_KERAS2_STATEFUL_CALLS = ("RNN", "SimpleRNN", "LSTM", "GRU", "ConvLSTM1D",
+_KERAS2_INITIAL_STATE_LAYERS = ("RNN", "SimpleRNN", "LSTM", "GRU", "ConvLSTM1D",
                           "ConvLSTM2D", "ConvLSTM3D", "Bidirectional")
 
 
@@ -412,10 +412,13 @@ def _keras2_config_for_ours(node, keras_file=False):
     `module="keras.layers"`, which Keras 3 reads as its own class), and
     whose `"hard_sigmoid"` activations keep Keras 2's formula, whose
     dtype policies are their names (Keras 3 cannot read Keras 2's policy
-    configs), and whose other layers lose the Keras 2 keys that Keras 3
-    refuses: `time_major` (`RNN`, `SimpleRNN`; always False there) and, in
-    a `.keras` file (`keras_file`), `batch_input_shape` outside
-    `InputLayer` (the model's `InputLayer` holds it too)."""
+    configs), whose calls with `initial_state` and references to nested
+    models read as Keras 3 saves them (`_keras2_initial_state_nodes`,
+    `_keras2_nested_model_references`), and whose other layers lose the
+    Keras 2 keys that Keras 3 refuses: `time_major` (`RNN`, `SimpleRNN`;
+    always False there) and, in a `.keras` file (`keras_file`),
+    `batch_input_shape` outside `InputLayer` (the model's `InputLayer`
+    holds it too)."""
     if isinstance(node, list):
         return [_keras2_config_for_ours(v, keras_file) for v in node]
     if not isinstance(node, dict):
@@ -444,7 +447,7 @@ def _keras2_config_for_ours(node, keras_file=False):
             if keras_file and name != "InputLayer":
                 config.pop("batch_input_shape", None)
         node["config"] = config
-    if name in _KERAS2_STATEFUL_CALLS and node.get("inbound_nodes"):
+    if name in _KERAS2_INITIAL_STATE_LAYERS and node.get("inbound_nodes"):
         node["inbound_nodes"] = _keras2_initial_state_nodes(node)
         shape = (node.get("build_config") or {}).get("input_shape")
         if shape and isinstance(shape[0], list):  # with the states' shapes
