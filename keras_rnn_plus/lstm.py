@@ -54,7 +54,10 @@ _ARGS_DOC = """
             `True`.
         kernel_initializer: Initializer for `kernel`, the input weights of
             shape `(input_dim, 4 * units)`, and for the peephole and
-            projection weights. Default: `"glorot_uniform"`.
+            projection weights (each drawn apart: a copy of the
+            initializer, with a new seed, or the given seed plus 1, 2, 3
+            for the peepholes of i, f, o and 4 for the projection).
+            Default: `"glorot_uniform"`.
         recurrent_initializer: Initializer for `recurrent_kernel`, of shape
             `(units, 4 * units)`. Default: `"orthogonal"`.
         bias_initializer: Initializer for `bias`, of shape `(4 * units,)`.
@@ -351,11 +354,26 @@ class LSTMCell(GatedCell):
 
         return bias_with_unit_forget
 
+    def _kernel_initializer_copy(self, offset):
+        """`kernel_initializer` for another weight. A Keras 3 initializer
+        draws the same numbers at every call (its seed is fixed when it is
+        made), so the peephole vectors would start equal, and the
+        projection kernel would repeat `kernel`'s first numbers: as
+        Keras's own layers do for sublayers, each weight gets a copy, with
+        a new seed if unseeded, or the given seed plus `offset`."""
+        init = self.kernel_initializer
+        if not isinstance(init, keras.initializers.Initializer):
+            return init  # a plain function
+        config = init.get_config()
+        if isinstance(config.get("seed"), int):
+            config["seed"] += offset
+        return init.__class__.from_config(config)
+
     def build(self, input_shape):
         super().build(input_shape)
         units, n = self.units, self.num_gates * self.units
         if self.use_peepholes:
-            for gate in ("input", "forget", "output"):
+            for k, gate in enumerate(("input", "forget", "output"), 1):
                 if gate == "forget" and not self.has_forget_weights:
                     continue
                 setattr(
@@ -364,14 +382,14 @@ class LSTMCell(GatedCell):
                     self.add_weight(
                         shape=(units,),
                         name=f"{gate}_gate_peephole_weights",
-                        initializer=self.kernel_initializer,
+                        initializer=self._kernel_initializer_copy(k),
                     ),
                 )
         if self.num_proj:
             self.projection_kernel = self.add_weight(
                 shape=(units, self.num_proj),
                 name="projection_kernel",
-                initializer=self.kernel_initializer,
+                initializer=self._kernel_initializer_copy(4),
             )
         if self.layer_norm:
             for name, size in (("kernel", n), ("recurrent", n),

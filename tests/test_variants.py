@@ -4,6 +4,7 @@ nn.LSTM(proj_size=...), ONNX's LSTM op in ONNX Runtime (peepholes, CIFG),
 and reductions to keras.layers.LSTM."""
 
 import inspect
+import itertools
 import json
 
 import keras
@@ -611,6 +612,32 @@ def test_gradients_match_finite_differences_of_the_reference(name):
 
 
 # -- shapes, config, errors ---------------------------------------------------
+def test_peephole_and_projection_weights_start_apart():
+    """A Keras 3 initializer draws the same numbers at every call: each
+    extra weight gets its own copy of `kernel_initializer` (a seeded one:
+    the seed plus 1, 2, 3 for the peepholes of i, f, o, 4 for the
+    projection, as Keras's initializer with that seed draws them)."""
+    x = random_inputs((2, 3, 5))
+    layer = krp.LSTM(UNITS, use_peepholes=True, num_proj=3)
+    layer(x)
+    cell = layer.cell
+    peepholes = [cell.input_gate_peephole_weights.numpy(),
+                 cell.forget_gate_peephole_weights.numpy(),
+                 cell.output_gate_peephole_weights.numpy()]
+    assert all(np.abs(a - b).min() > 0 for a, b in
+               itertools.combinations(peepholes, 2))
+    seeded = krp.LSTM(UNITS, use_peepholes=True, num_proj=3,
+                      kernel_initializer=keras.initializers.GlorotUniform(7))
+    seeded(x)
+    cell = seeded.cell
+    glorot = keras.initializers.GlorotUniform
+    assert_close(cell.kernel, glorot(7)((5, 4 * UNITS)))
+    for k, gate in enumerate(["input", "forget", "output"], 1):
+        assert_close(getattr(cell, f"{gate}_gate_peephole_weights"),
+                     glorot(7 + k)((UNITS,)))
+    assert_close(cell.projection_kernel, glorot(11)((UNITS, 3)))
+
+
 def test_weight_shapes_and_order():
     x = random_inputs((2, 3, 5))
     layer = krp.LSTM(UNITS, use_peepholes=True, num_proj=2, layer_norm=True)
