@@ -2,10 +2,11 @@
 & Schmidhuber 2002).
 
 Gers et al. added peephole connections (the gates see the cell state)
-so that an LSTM could learn precise timing, such as measuring the delay
-between two spikes or emitting a spike at the right moment. This script
-compares `krp.LSTM` with `krp.PeepholeLSTM` on such a task: "ready, set,
-go" interval reproduction.
+so that an LSTM could learn precise timing: their tasks measured the
+delay between two spikes and emitted spikes at precise intervals. This
+script compares `krp.LSTM` with `krp.PeepholeLSTM` on a task that does
+both: "ready, set, go" interval reproduction (the task of Jazayeri &
+Shadlen 2010).
 
 The input is one channel of zeros with two spikes, "ready" at `t1` and
 "set" at `t2 = t1 + d`; the target is zero except for one spike, "go", at
@@ -22,7 +23,12 @@ give the same numbers), so the only difference is the peepholes: three
 vectors of `units` weights. With the same seed, both models start from
 the same `kernel`, `recurrent_kernel`, `bias` and output layer.
 
-The script prints the held-out timing error of each run and a final
+The task has only 66 distinct trials (6 "ready" times by 11
+intervals), so the 1000 test trials, drawn apart from the training ones,
+repeat trials that training also saw: the test measures how precisely a
+model learned the task, not how it generalises to new trials.
+
+The script prints the test timing error of each run and a final
 table, and writes the learning curves, the timing errors and example
 output traces (PNG) and a summary (JSON). The comparison is reported as
 it comes out, whichever model wins. Every check prints
@@ -56,7 +62,7 @@ T1_MAX = 5  # "ready" comes at 0..T1_MAX
 STEPS = T1_MAX + 2 * D_MAX + 4  # sequence length
 UNITS = 16
 MODELS = ("LSTM", "PeepholeLSTM")
-PRECISE = 0.5  # "precise": held-out mean |timing error| below this
+PRECISE = 0.5  # "precise": test mean |timing error| below this
 
 
 def parse_args(argv=None):
@@ -97,7 +103,7 @@ def timing_errors(pred, t2, t3):
 
 
 def precise_at(errors):
-    """The first epoch (1-based) after which the held-out mean timing
+    """The first epoch (1-based) after which the test mean timing
     error was below `PRECISE` steps, or None."""
     for epoch, error in enumerate(errors):
         if error < PRECISE:
@@ -130,7 +136,7 @@ def make_model(kind):
 
 
 class TimingError(keras.callbacks.Callback):
-    """Held-out mean timing error and validation loss after each epoch."""
+    """Test mean timing error and validation loss after each epoch."""
 
     def __init__(self, x, y, t2, t3):
         super().__init__()
@@ -185,7 +191,7 @@ def plot(runs, errors, traces, baseline, steps_per_epoch, path):
     axes[0].xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axes[0].set_xlabel(f"epoch ({steps_per_epoch} steps)")
     axes[0].set_ylabel("mean |timing error| (steps)")
-    axes[0].set_title("held-out timing error")
+    axes[0].set_title("test timing error")
     axes[0].legend(fontsize=8)
     axes[0].grid(alpha=0.3)
 
@@ -201,7 +207,7 @@ def plot(runs, errors, traces, baseline, steps_per_epoch, path):
     )
     axes[1].set_xticks(range(int(bins[-1] + 0.5)))
     axes[1].set_xlabel("|timing error| (steps)")
-    axes[1].set_ylabel("held-out sequences (all seeds)")
+    axes[1].set_ylabel("test sequences (all seeds)")
     axes[1].set_title("final timing errors")
     axes[1].legend()
 
@@ -231,7 +237,7 @@ def plot(runs, errors, traces, baseline, steps_per_epoch, path):
                 label=kind if label else None,
             )
     axes[2].set_xlabel("time step")
-    axes[2].set_ylabel("output (two held-out sequences, offset)")
+    axes[2].set_ylabel("output (two test sequences, offset)")
     axes[2].set_title("example outputs (seed 0)")
     axes[2].legend(fontsize=8, loc="upper left")
     fig.suptitle(
@@ -262,7 +268,8 @@ def main(argv=None):
     baseline = float(np.mean(np.abs(np.round(t2_test + mean_d) - t3_test)))
     print(
         f"intervals {D_MIN}-{D_MAX} steps, sequences of {STEPS} steps; "
-        f"{n_train} training and 1000 held-out sequences; guessing "
+        f"{n_train} training and 1000 test sequences (of 66 distinct "
+        f"trials); guessing "
         f"t2 + {mean_d:g} is off by {baseline:.2f} steps on average"
     )
 

@@ -1,11 +1,15 @@
 """Tutorial 6: the LSTM variant search space (after Greff et al. 2015,
 "LSTM: A Search Space Odyssey").
 
-Greff et al. trained the "vanilla" LSTM and eight variants, each with one
-piece removed or changed, on several tasks, and found that none beat the
-vanilla LSTM clearly, while removing the forget gate or the output
-activation hurt. This script runs a small version of that comparison on
-one task with `krp.LSTM`'s keyword-only variant arguments and `krp.GRU`:
+Greff et al. trained the "vanilla" LSTM (with peepholes) and eight
+variants, each with one piece removed or changed, on several tasks, and
+found that none beat the vanilla LSTM clearly, while removing the forget
+gate or the output activation hurt. This script runs a small comparison
+in that spirit on one task with `krp.LSTM`'s keyword-only variant
+arguments and `krp.GRU`. Its baseline "LSTM" has no peepholes (Greff et
+al.'s NP variant; "peepholes" below is their vanilla LSTM); of the
+others, CIFG and no forget gate are among Greff et al.'s variants, while
+GRU, projection, layer norm, the forget bias and the cell clip are not:
 
 | name             | layer                                                 |
 |------------------|-------------------------------------------------------|
@@ -19,9 +23,12 @@ one task with `krp.LSTM`'s keyword-only variant arguments and `krp.GRU`:
 | forget bias +1   | `krp.LSTM(units, forget_bias=1.0)`                    |
 | cell clip 1      | `krp.LSTM(units, cell_clip=1.0)`                      |
 
-The task is the adding problem (Hochreiter & Schmidhuber 1997): a
-sequence of `STEPS` random numbers in [0, 1], with two of them marked
-(one in each half); the target is the sum of the two marked numbers.
+The task is the adding problem (Hochreiter & Schmidhuber 1997) in the
+simpler form of later benchmarks (Le et al. 2015, Arjovsky et al. 2016;
+the 1997 version used numbers in [-1, 1], the first marker within the
+first 10 steps and the target 0.5 + (X1 + X2) / 4): a sequence of
+`STEPS` random numbers in [0, 1], with two of them marked (one in each
+half); the target is the sum of the two marked numbers.
 Predicting the mean, 1.0, gives a mean squared error of 1/6 ~ 0.167.
 
 Every model has the same units, optimizer, batches (fresh random
