@@ -442,17 +442,23 @@ def test_load_keras2_model_encoder_decoder(tmp_path, suffix):
         decoder_in, initial_state=[h, c])
     legacy = tf_keras.Model([encoder_in, decoder_in],
                             [layers.Dense(2)(decoded), tagged])
+    ported = _ported_two_input_model(legacy, tmp_path / f"seq2seq{suffix}")
+    assert {krp.LSTM, krp.GRU} <= {type(layer)
+                                   for layer in ported._flatten_layers()}
+
+
+def _ported_two_input_model(legacy, path):
+    """`legacy` (inputs `(batch, time, FEATURES)`, `(batch, time, 3)`),
+    randomized, saved to `path` and loaded: the outputs agree."""
     _randomize_legacy(legacy)
     x = [random_inputs((BATCH, STEPS, FEATURES), seed=16),
          random_inputs((BATCH, 4, 3), seed=17)]
-    path = str(tmp_path / f"seq2seq{suffix}")
-    legacy.save(path)
-    ported = load_keras2_model(path)
-    assert {krp.LSTM, krp.GRU} <= {type(layer)
-                                   for layer in ported._flatten_layers()}
+    legacy.save(str(path))
+    ported = load_keras2_model(str(path))
     for ours, theirs in zip(ported.predict(x, verbose=0),
                             legacy.predict(x, verbose=0)):
         assert_close(ours, theirs, atol=1e-5)
+    return ported
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -475,15 +481,7 @@ def test_load_keras2_model_with_nested_models(tmp_path, suffix):
     _, h2, _ = encoder(x)  # a second call: node 2 in Keras 2
     decoded = layers.LSTM(UNITS)(lazy(with_input(d)), initial_state=[h, c])
     legacy = tf_keras.Model([x, d], [decoded, h2])
-    _randomize_legacy(legacy)
-    inputs = [random_inputs((BATCH, STEPS, FEATURES), seed=20),
-              random_inputs((BATCH, 4, 3), seed=21)]
-    path = str(tmp_path / f"nested{suffix}")
-    legacy.save(path)
-    ported = load_keras2_model(path)
-    for ours, theirs in zip(ported.predict(inputs, verbose=0),
-                            legacy.predict(inputs, verbose=0)):
-        assert_close(ours, theirs, atol=1e-5)
+    _ported_two_input_model(legacy, tmp_path / f"nested{suffix}")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
