@@ -425,7 +425,8 @@ def test_keras2_config_with_a_policy_reads_the_policy():
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("suffix", [
+    ".h5", pytest.param(".keras", marks=pytest.mark.slow)])  # time budget
 def test_load_keras2_model_encoder_decoder(tmp_path, suffix):
     """Keras 2 saved a call given `initial_state` as a node whose inputs
     after the first are the states (the encoder-decoder of Keras 2's
@@ -462,7 +463,8 @@ def _ported_two_input_model(legacy, path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("suffix", [
+    ".h5", pytest.param(".keras", marks=pytest.mark.slow)])  # time budget
 def test_load_keras2_model_with_nested_models(tmp_path, suffix):
     """Models used as layers (an encoder `Model` called twice, its states
     handed to a decoder; `Sequential` models, with and without an
