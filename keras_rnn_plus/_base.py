@@ -518,6 +518,19 @@ class RecurrentLayer(keras.layers.RNN):
         return mask[..., 0] if len(shape) == 3 else mask
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        if self.stateful and keras.backend.backend() == "torch":
+            import torch
+
+            # Under `torch.compile` (`jit_compile=True`), the states'
+            # in-place update after the call reached tensors saved for the
+            # backward pass: the gradients came out wrong, silently. A
+            # stateful layer runs eagerly there (as without `jit_compile`).
+            return torch.compiler.disable(self._call)(
+                sequences, initial_state, mask, training
+            )
+        return self._call(sequences, initial_state, mask, training)
+
+    def _call(self, sequences, initial_state, mask, training):
         no_steps = (f"{type(self).__name__} got a sequence with 0 "
                     "timesteps; at least one is needed")
         if sequences.shape[1] == 0:

@@ -11,6 +11,40 @@ import os
 import pytest
 from testing import run_python
 
+STATEFUL = """
+# A stateful layer trains (PyTorch's autograd needs its states copied)
+# over consecutive batches as Keras's does. Under JAX the reference is
+# Keras's stateful LSTM (whose training step there keeps the states it
+# started from). Under PyTorch, Keras's stateful LSTM fails to train, so
+# the reference is Keras's layer given the carried states as
+# `initial_state`.
+stateful = keras.Sequential([keras.Input((6, 5), batch_size=3),
+                             krp.LSTM(4, stateful=True)])
+if keras.backend.backend() == "torch":
+    carry = keras.layers.LSTM(4, return_state=True)
+    carry(x)
+    carry.set_weights(stateful.get_weights())
+    h1, c1 = (keras.ops.convert_to_numpy(s) for s in carry(x)[1:])
+    seq, h0, c0 = keras.Input((6, 5)), keras.Input((4,)), keras.Input((4,))
+    ref = keras.Model([seq, h0, c0],
+                      keras.layers.LSTM(4)(seq, initial_state=[h0, c0]))
+    zeros = np.zeros((3, 4), "f4")
+    ref_inputs = [[x, zeros, zeros], [x, h1, c1]]
+else:
+    ref = keras.Sequential([keras.Input((6, 5), batch_size=3),
+                            keras.layers.LSTM(4, stateful=True)])
+    ref_inputs = [x, x]
+ref.set_weights(stateful.get_weights())
+target = rs.standard_normal((3, 4)).astype("f4")
+for m in (ref, stateful):
+    m.compile(keras.optimizers.SGD(1.0), "mse", jit_compile=JIT)
+for inputs in ref_inputs:
+    ref.train_on_batch(inputs, target)
+    stateful.train_on_batch(x, target)
+    for w1, w2 in zip(stateful.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg="stateful")
+"""
+
 SCRIPT = """
 import sys
 sys.modules["tensorflow"] = None  # any `import tensorflow` fails
@@ -90,38 +124,7 @@ if keras.backend.backend() == "torch":
         for a, b in zip(native, through_keras_ops):
             np.testing.assert_array_equal(a, b)
 
-# A stateful layer trains (PyTorch's autograd needs its states copied)
-# over consecutive batches as Keras's does. Under JAX the reference is
-# Keras's stateful LSTM (whose training step there keeps the states it
-# started from). Under PyTorch, Keras's stateful LSTM fails to train, so
-# the reference is Keras's layer given the carried states as
-# `initial_state`.
-stateful = keras.Sequential([keras.Input((6, 5), batch_size=3),
-                             krp.LSTM(4, stateful=True)])
-if keras.backend.backend() == "torch":
-    carry = keras.layers.LSTM(4, return_state=True)
-    carry(x)
-    carry.set_weights(stateful.get_weights())
-    h1, c1 = (keras.ops.convert_to_numpy(s) for s in carry(x)[1:])
-    seq, h0, c0 = keras.Input((6, 5)), keras.Input((4,)), keras.Input((4,))
-    ref = keras.Model([seq, h0, c0],
-                      keras.layers.LSTM(4)(seq, initial_state=[h0, c0]))
-    zeros = np.zeros((3, 4), "f4")
-    ref_inputs = [[x, zeros, zeros], [x, h1, c1]]
-else:
-    ref = keras.Sequential([keras.Input((6, 5), batch_size=3),
-                            keras.layers.LSTM(4, stateful=True)])
-    ref_inputs = [x, x]
-ref.set_weights(stateful.get_weights())
-target = rs.standard_normal((3, 4)).astype("f4")
-for m in (ref, stateful):
-    m.compile(keras.optimizers.SGD(1.0), "mse")
-for inputs in ref_inputs:
-    ref.train_on_batch(inputs, target)
-    stateful.train_on_batch(x, target)
-    for w1, w2 in zip(stateful.get_weights(), ref.get_weights()):
-        np.testing.assert_allclose(w1, w2, atol=1e-5, err_msg="stateful")
-
+{stateful}
 variant = krp.LSTM(4, use_peepholes=True, cell_clip=0.5, num_proj=3,
                    layer_norm=True, return_sequences=True)
 variant(x)
@@ -164,7 +167,11 @@ print("ok")
 """
 
 
-COMPILED = SCRIPT[: SCRIPT.index("cases = [")] + """
+SCRIPT = SCRIPT.replace("{stateful}", "JIT = False\n" + STATEFUL)
+
+# Compiled, a stateful layer's training included (under `torch.compile`
+# its states' in-place update corrupted the gradients, silently).
+COMPILED = SCRIPT[: SCRIPT.index("cases = [")] + "JIT = True\n" + STATEFUL + """
 # Compiled (`torch.compile`, XLA): the same as Keras's layers compiled.
 for keras_cls, ours_cls in ((keras.layers.LSTM, krp.LSTM),
                             (keras.layers.GRU, krp.GRU)):
