@@ -367,7 +367,10 @@ class LSTMCell(GatedCell):
         config = init.get_config()
         if isinstance(config.get("seed"), int):
             config["seed"] += offset
-        return init.__class__.from_config(config)
+        try:
+            return init.__class__.from_config(config)
+        except (TypeError, ValueError):  # a custom class without a config
+            return init
 
     def build(self, input_shape):
         super().build(input_shape)
