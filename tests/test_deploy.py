@@ -247,8 +247,7 @@ def test_onnx_export_float64_is_a_loop(tmp_path):
 
 # The LiteRT grid repeats the ONNX one; the default run keeps a sample of
 # it, `pytest -m slow` (in CI) the rest.
-LITERT_DEFAULT = {"lstm", "gru", "peephole_cell_clip", "layer_norm",
-                  "bidirectional", "masked", "return_state"}
+LITERT_DEFAULT = {"lstm", "gru", "layer_norm", "bidirectional", "masked"}
 
 
 @pytest.mark.parametrize(
