@@ -328,8 +328,9 @@ KERAS2_CUDNN_CLASSES = {"CuDNNLSTM": "LSTM", "CuDNNGRU": "GRU"}
 
 # Keras 2's layers that read a list input as `[inputs, *initial_state]`
 # (and so saved a call with `initial_state` as a node of several inputs).
-_KERAS2_INITIAL_STATE_LAYERS = ("RNN", "SimpleRNN", "LSTM", "GRU", "ConvLSTM1D",
-                          "ConvLSTM2D", "ConvLSTM3D", "Bidirectional")
+_KERAS2_INITIAL_STATE_LAYERS = ("RNN", "SimpleRNN", "LSTM", "GRU",
+                                "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+                                "Bidirectional")
 
 
 def _keras2_initial_state_nodes(layer):
@@ -355,7 +356,6 @@ def _keras2_initial_state_nodes(layer):
                     f"layer {layer.get('name')!r}: Keras 2's RNN "
                     "`constants` have no counterpart in Keras 3"
                 )
-            kwargs.pop("initial_state", None)
             kwargs["initial_state"] = [tensor(d) for d in node[1:]]
             node = {"args": [tensor(node[0])], "kwargs": kwargs}
         nodes.append(node)
