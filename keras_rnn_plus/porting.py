@@ -33,7 +33,12 @@ def _reorder(matrix, order, units):
 
 def _array(name, value, shape):
     """`value` as an array of `shape` (`None`: any size on that axis)."""
-    array = np.asarray(value)
+    if hasattr(value, "detach"):  # a PyTorch tensor or parameter
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            value = value.float()
+        value = value.numpy()
+    array = np.array(value)  # a copy: the result shares no memory
     if array.ndim != len(shape) or any(
         want is not None and got != want
         for got, want in zip(array.shape, shape)
@@ -121,7 +126,12 @@ def from_tf1_lstm_cell(
 def _torch_biases(bias_ih, bias_hh, gates):
     """PyTorch's two biases, each `(gates,)`, or `None` without biases."""
     if (bias_ih is None) != (bias_hh is None):
-        raise ValueError("give both bias_ih and bias_hh, or neither")
+        hint = ""
+        if bias_hh is None and np.ndim(bias_ih) == 2:
+            hint = (f"; got a {np.shape(bias_ih)} matrix as bias_ih: for a "
+                    "PyTorch layer made with bias=False and proj_size, pass "
+                    "weight_hr by keyword")
+        raise ValueError("give both bias_ih and bias_hh, or neither" + hint)
     if bias_ih is None:
         return None
     return (_array("bias_ih", bias_ih, (gates,)),
@@ -135,7 +145,7 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
     PyTorch keeps `weight_ih_l0` `(4 * units, input_dim)`, `weight_hh_l0`
     `(4 * units, h_dim)`, two biases, gate order i, f, g, o (the same as
     Keras's), and with `proj_size` a `weight_hr_l0` `(num_proj, units)`.
-    Pass numpy arrays (`tensor.detach().numpy()`); use the result in
+    Pass numpy arrays or PyTorch tensors (parameters too); use the result in
     `krp.LSTM(units, num_proj=proj_size or None)`, with `use_bias=False`
     for a PyTorch LSTM made with `bias=False`. PyTorch's two biases are
     summed into our one.
@@ -165,14 +175,17 @@ def from_torch_lstm(weight_ih, weight_hh, bias_ih=None, bias_hh=None,
         raise ValueError(
             f"weight_ih must be (4 * units, input_dim); got {weight_ih.shape}"
         )
-    h_dim = gates // 4 if weight_hr is None else np.shape(weight_hr)[0]
+    biases = _torch_biases(bias_ih, bias_hh, gates)
+    h_dim = gates // 4
+    if weight_hr is not None:
+        weight_hr = _array("weight_hr", weight_hr, (None, gates // 4))
+        h_dim = weight_hr.shape[0]
     weight_hh = _array("weight_hh", weight_hh, (gates, h_dim))
     weights = [weight_ih.T, weight_hh.T]
-    biases = _torch_biases(bias_ih, bias_hh, gates)
     if biases is not None:
         weights.append(biases[0] + biases[1])
     if weight_hr is not None:
-        weights.append(_array("weight_hr", weight_hr, (h_dim, gates // 4)).T)
+        weights.append(weight_hr.T)
     return weights
 
 
@@ -233,7 +246,7 @@ def from_torch_gru(weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     `weight_ih_l0` `(3 * units, input_dim)`, `weight_hh_l0`
     `(3 * units, units)`, gate order r, z, n (Keras: z, r, h), and the two
     biases that become the rows of our `bias` `(2, 3 * units)`. Pass numpy
-    arrays (`tensor.detach().numpy()`); use the result in `krp.GRU(units)`,
+    arrays or PyTorch tensors; use the result in `krp.GRU(units)`,
     with `use_bias=False` for a PyTorch GRU made with `bias=False`.
 
     Returns:

@@ -363,23 +363,27 @@ def test_matches_tf1_lstm_cell(config):
     assert_close([seq, h, c], [outputs, state.h, state.c])
 
 
-@pytest.mark.parametrize("proj_size", [0, 2, 3])
-def test_matches_torch_lstm_with_projection(proj_size):
+@pytest.mark.parametrize("proj_size, bias, parameters", [
+    (0, True, False), (2, True, False), (3, True, True), (2, False, True)])
+def test_matches_torch_lstm_with_projection(proj_size, bias, parameters):
+    """PyTorch's weights as numpy arrays or as its parameters themselves."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(proj_size)
     x = random_inputs((3, 7, 5))
-    theirs = torch.nn.LSTM(5, UNITS, batch_first=True, proj_size=proj_size)
+    theirs = torch.nn.LSTM(5, UNITS, batch_first=True, proj_size=proj_size,
+                           bias=bias)
     with torch.no_grad():
         for p in theirs.parameters():
             p.uniform_(-0.6, 0.6)
         seq, (h, c) = theirs(torch.from_numpy(x))
-    p = {k: v.detach().numpy() for k, v in theirs.named_parameters()}
-    ours = krp.LSTM(UNITS, num_proj=proj_size or None,
+    p = {k: v if parameters else v.detach().numpy()
+         for k, v in theirs.named_parameters()}
+    ours = krp.LSTM(UNITS, num_proj=proj_size or None, use_bias=bias,
                     return_sequences=True, return_state=True)
     ours(x)
     ours.set_weights(from_torch_lstm(
-        p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
-        p["bias_hh_l0"], p.get("weight_hr_l0")))
+        p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"),
+        p.get("bias_hh_l0"), weight_hr=p.get("weight_hr_l0")))
     assert_close(ours(x), [seq.numpy(), h[0].numpy(), c[0].numpy()])
 
 
@@ -405,6 +409,17 @@ def test_matches_torch_lstm_with_projection(proj_size):
     (from_torch_lstm, dict(weight_ih=np.zeros((16, 3)),
                            weight_hh=np.zeros((16, 2)),
                            weight_hr=np.zeros((2, 5))), "weight_hr"),
+    # weight_hr transposed, or not a matrix
+    (from_torch_lstm, dict(weight_ih=np.zeros((16, 3)),
+                           weight_hh=np.zeros((16, 2)),
+                           weight_hr=np.zeros((4, 2))), "weight_hr"),
+    (from_torch_lstm, dict(weight_ih=np.zeros((16, 3)),
+                           weight_hh=np.zeros((16, 2)),
+                           weight_hr=np.float32(1.0)), "weight_hr"),
+    # nn.LSTM(bias=False, proj_size=2)'s parameters passed positionally
+    (from_torch_lstm, dict(weight_ih=np.zeros((16, 3)),
+                           weight_hh=np.zeros((16, 2)),
+                           bias_ih=np.zeros((2, 4))), "weight_hr"),
 ])
 def test_converters_reject_inconsistent_shapes(convert, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
