@@ -80,6 +80,20 @@ def boolean(name, value):
     return bool(value)
 
 
+def batch_input_shape(value):
+    """Keras 2's `(batch, timesteps, features)`, each an integer or None."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+        n is None or (isinstance(n, numbers.Integral)
+                      and not isinstance(n, bool) and n > 0)
+        for n in value
+    ):
+        raise ArgumentTypeError(
+            "batch_input_shape must be a tuple (batch, timesteps, "
+            f"features) of positive integers or None, got {value!r}"
+        )
+    return tuple(None if n is None else int(n) for n in value)
+
+
 def implementation(value):
     """1 or 2; Keras 2.0's ``implementation=0`` loads as 1, as Keras 2 did."""
     if value == 0 and not isinstance(value, bool):
@@ -97,7 +111,7 @@ def implementation(value):
 def use_cudnn(value):
     if isinstance(value, str) and value == "auto":
         return value
-    if not isinstance(value, (bool, np.bool_)):
+    if not _is_boolean(value):  # 0 and 1 too, as Keras takes them
         raise ValueError(
             f"use_cudnn must be one of 'auto', True, False, got {value!r}"
         )

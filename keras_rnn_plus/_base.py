@@ -418,7 +418,15 @@ class RecurrentLayer(keras.layers.RNN):
             )
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if batch_input_shape is not None:
-            kwargs.setdefault("input_shape", tuple(batch_input_shape)[1:])
+            batch_input_shape = _args.batch_input_shape(batch_input_shape)
+            input_shape = kwargs.setdefault(
+                "input_shape", batch_input_shape[1:]
+            )
+            if tuple(input_shape) != batch_input_shape[1:]:
+                raise ValueError(
+                    f"input_shape={input_shape!r} contradicts "
+                    f"batch_input_shape={batch_input_shape!r}: give one"
+                )
         super().__init__(cell, **kwargs)
         # Keras 3's `Sequential` reads the input shape without the batch
         # size; a stateful layer keeps that size for its states.

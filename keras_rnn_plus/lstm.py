@@ -80,7 +80,9 @@ _ARGS_DOC = """
             timestep. Default: 0.
         recurrent_dropout: Float in [0, 1]: fraction of `h(t-1)` dropped
             before the recurrent product, in training only, with the same
-            mask at every timestep. Default: 0.
+            mask at every timestep. Default: 0."""
+
+_IMPL_DOC = """
         implementation: 1 or 2. 1 multiplies each gate separately (one
             input and one recurrent product per gate, Keras 2's low-memory
             mode, one dropout mask per gate); 2 does one fused product and
@@ -203,6 +205,7 @@ class LSTMCell(GatedCell):
         + _ARGS_DOC.format(act="")
         + """
         seed: Integer seed of the dropout masks. Default: `None`."""
+        + _IMPL_DOC
         + _VARIANTS_DOC
         + """
 
@@ -574,6 +577,7 @@ class LSTM(RecurrentLayer):
         activity_regularizer: Regularizer applied to the layer's output.
             Default: `None`."""
         )
+        + _IMPL_DOC
         + _LAYER_ARGS_DOC
         + _VARIANTS_DOC
         + """

@@ -31,9 +31,15 @@ def test_docstrings_document_every_argument(cls):
 
     obj = getattr(krp, cls)
     doc = obj.__doc__
+    positional = []
     for name, p in inspect.signature(obj).parameters.items():
         if p.kind == p.VAR_KEYWORD:
             continue
         assert f"{name}:" in doc, f"{cls} docstring misses {name}"
+        if p.kind == p.POSITIONAL_OR_KEYWORD:
+            positional.append(name)
+    # Positional arguments are documented in the signature's order.
+    documented = sorted(positional, key=lambda n: doc.index(f"\n        {n}:"))
+    assert documented == positional
     for section in ("Args:", "Call arguments:", "Example"):
         assert section in doc, f"{cls} docstring misses {section}"

@@ -455,15 +455,35 @@ def test_keras2_hard_sigmoid_fixed_numbers():
      "recurrent_constraint"),
     (dict(units=4, use_cudnn="yes"), ValueError, "use_cudnn"),
     (dict(units=4, dtype="int32"), ValueError, "dtype"),
+    # Keras 2's spelling, for its configs
+    (dict(units=4, batch_input_shape=5), TypeError, "batch_input_shape"),
+    (dict(units=4, batch_input_shape="abc"), TypeError, "batch_input_shape"),
+    (dict(units=4, batch_input_shape=(2,)), TypeError, "batch_input_shape"),
+    (dict(units=4, batch_input_shape=(2, 3, 4), input_shape=(5, 6)),
+     ValueError, "batch_input_shape"),
 ])
 def test_bad_arguments_raise_at_construction(kwargs, error, words):
     with pytest.raises(error, match=words):
         krp.LSTM(**kwargs)
-    cell_kwargs = {k: v for k, v in kwargs.items() if k != "use_cudnn"}
+    layer_only = ("use_cudnn", "batch_input_shape")
+    cell_kwargs = {k: v for k, v in kwargs.items() if k not in layer_only}
     if cell_kwargs != kwargs:
         return
     with pytest.raises(error, match=words):
         krp.LSTMCell(**cell_kwargs)
+
+
+@pytest.mark.parametrize("value", ["auto", True, False, 1, 0, "yes", 2])
+def test_use_cudnn_takes_what_keras_takes(value):
+    def accepts(factory):
+        try:
+            factory(4, use_cudnn=value)
+        except ValueError:
+            return False
+        return True
+
+    assert accepts(krp.LSTM) == accepts(keras.layers.LSTM)
+    assert accepts(krp.GRU) == accepts(keras.layers.GRU)
 
 
 @pytest.mark.parametrize("name", ["LSTM", "LSTMCell", "GRU", "GRUCell"])
