@@ -20,6 +20,7 @@ function.
 import contextlib
 import functools
 import inspect
+import threading
 import warnings
 
 import keras
@@ -99,33 +100,65 @@ def _value(tensor):
     return tensor.value if isinstance(tensor, keras.Variable) else tensor
 
 
+_this_thread = threading.local()  # `_weights_read_once`'s reads
+
+
+class ReadOnceWeight:
+    """A cell's weight attribute: the variable, except in the thread that
+    is inside `_weights_read_once` for that cell, which sees the tensors
+    read there. Other threads calling or tracing the same layer meanwhile
+    see the variables."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, cell, owner=None):
+        if cell is None:
+            return self
+        reads = getattr(_this_thread, "reads", {}).get(id(cell), {})
+        if self.name in reads:
+            return reads[self.name]
+        try:
+            return cell.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, cell, value):
+        cell.__dict__[self.name] = value
+
+
 @contextlib.contextmanager
 def _weights_read_once(cell, batch_size):
-    """Within it, the cell's weights are tensors read here, once: a
-    TensorFlow time loop then captures them instead of reading every
-    variable at every step, as Keras's loop does. Vector weights other than
-    the bias (peepholes, layer-norm scales and offsets), which scale or
-    offset `(batch, n)` tensors at every step, are broadcast to that shape
-    here, so that each step's gradient is a product, not a sum over the
-    batch (the batch sum then happens once, after the loop). The same
-    values and gradients, with fewer operations per step."""
+    """Within it, in this thread, the cell's weights are tensors read here,
+    once: a TensorFlow time loop then captures them instead of reading
+    every variable at every step, as Keras's loop does. Vector weights
+    other than the bias (peepholes, layer-norm scales and offsets), which
+    scale or offset `(batch, n)` tensors at every step, are broadcast to
+    that shape here, so that each step's gradient is a product, not a sum
+    over the batch (the batch sum then happens once, after the loop). The
+    same values and gradients, with fewer operations per step."""
     import tensorflow as tf
 
-    saved = {
-        name: value for name, value in vars(cell).items()
-        if isinstance(value, keras.Variable)
-    }
-    try:
-        for name, variable in saved.items():
+    reads = {}
+    for name, variable in vars(cell).items():
+        if (isinstance(variable, keras.Variable)
+                and isinstance(getattr(type(cell), name, None),
+                               ReadOnceWeight)):
             value = tf.identity(variable.value)
             if len(value.shape) == 1 and name != "bias":
                 value = tf.broadcast_to(value, (batch_size, value.shape[0]))
-            # Not `setattr`: the layer must not track a tensor.
-            object.__setattr__(cell, name, value)
+            reads[name] = value
+    if not hasattr(_this_thread, "reads"):
+        _this_thread.reads = {}
+    outer = _this_thread.reads.get(id(cell))
+    _this_thread.reads[id(cell)] = reads
+    try:
         yield
     finally:
-        for name, variable in saved.items():
-            object.__setattr__(cell, name, variable)
+        if outer is None:
+            del _this_thread.reads[id(cell)]
+        else:
+            _this_thread.reads[id(cell)] = outer
 
 
 def _matmul(x, kernel):
@@ -148,6 +181,9 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     """
 
     num_gates = None  # set by subclasses
+    kernel = ReadOnceWeight()
+    recurrent_kernel = ReadOnceWeight()
+    bias = ReadOnceWeight()
     # Whether the layer computes the input half of every step before the
     # time loop (worth it only when that half is expensive).
     hoist_inputs = False
@@ -478,12 +514,15 @@ class RecurrentLayer(keras.layers.RNN):
             if isinstance(initial_state, (list, tuple))
             else [initial_state]
         )
-        self._check_state_shapes(
-            [tuple(s.shape if hasattr(s, "shape") else ops.shape(s))
-             for s in states],
-            sequences.shape[0],
-        )
-        return states
+        shapes = [tuple(s.shape if hasattr(s, "shape") else ops.shape(s))
+                  for s in states]
+        self._check_state_shapes(shapes, sequences.shape[0])
+        # A state of batch 1 serves every sequence, as in Keras's loop.
+        return [
+            ops.broadcast_to(s, (ops.shape(sequences)[0], shape[1]))
+            if shape[0] == 1 and sequences.shape[0] != 1 else s
+            for s, shape in zip(states, shapes)
+        ]
 
     def _check_state_shapes(self, shapes, batch):
         sizes = self.state_size
@@ -495,11 +534,12 @@ class RecurrentLayer(keras.layers.RNN):
             )
         for i, (shape, size) in enumerate(zip(shapes, sizes)):
             ok = len(shape) == 2 and shape[1] in (None, size)
-            ok = ok and (batch is None or shape[0] in (None, batch))
+            ok = ok and (batch is None or shape[0] in (None, 1, batch))
             if not ok:
                 raise ValueError(
                     f"initial_state[{i}] of {type(self).__name__} must have "
-                    f"shape (batch, {size}) = ({batch}, {size}), got {shape}"
+                    f"shape (batch, {size}) = ({batch}, {size}) (or (1, "
+                    f"{size}), for every sequence), got {shape}"
                 )
 
     def _checked_mask(self, mask, sequences):

@@ -34,6 +34,7 @@ from keras_rnn_plus import _args, deploy
 from keras_rnn_plus._base import (
     SERIALIZABLE,
     GatedCell,
+    ReadOnceWeight,
     RecurrentLayer,
     StepOps,
     expose_cell_arguments,
@@ -231,6 +232,17 @@ class LSTMCell(GatedCell):
     ((2, 4), (2, 4))
     """
     )
+    # The variants' weights (where the variant is on).
+    input_gate_peephole_weights = ReadOnceWeight()
+    forget_gate_peephole_weights = ReadOnceWeight()
+    output_gate_peephole_weights = ReadOnceWeight()
+    projection_kernel = ReadOnceWeight()
+    kernel_norm_gamma = ReadOnceWeight()
+    kernel_norm_beta = ReadOnceWeight()
+    recurrent_norm_gamma = ReadOnceWeight()
+    recurrent_norm_beta = ReadOnceWeight()
+    cell_norm_gamma = ReadOnceWeight()
+    cell_norm_beta = ReadOnceWeight()
 
     def __init__(
         self,

@@ -298,9 +298,11 @@ def test_mask_from_masking_and_embedding_layers(source):
 
 
 # -- initial and carried states ------------------------------------------------
-@pytest.mark.parametrize("as_list", [False, True])
-def test_initial_state_call_argument(as_list):
-    x, h0 = random_inputs((3, 6, 4)), random_inputs((3, UNITS), 5)
+@pytest.mark.parametrize("as_list, state_batch", [
+    (False, 3), (True, 3), (True, 1)])
+def test_initial_state_call_argument(as_list, state_batch):
+    """A state of batch 1 serves every sequence, as in Keras's loop."""
+    x, h0 = random_inputs((3, 6, 4)), random_inputs((state_batch, UNITS), 5)
     state = [h0] if as_list else h0
     ref, ours = make_pair(x, return_state=True, go_backwards=as_list)
     check_parity(ref, ours, x, initial_state=state)

@@ -206,12 +206,19 @@ def test_mask_from_masking_and_embedding_layers(source, left):
 
 
 # -- initial and carried states -----------------------------------------------
-def test_initial_state_call_argument():
+@pytest.mark.parametrize("state_batch", [3, 1])
+def test_initial_state_call_argument(state_batch):
+    """States for each sequence, or of batch 1 for every sequence (Keras's
+    loop broadcasts them), eager and traced with an unknown batch."""
     x = random_inputs((3, 6, 4))
-    h0, c0 = random_inputs((3, UNITS), 5), random_inputs((3, UNITS), 6)
+    h0 = random_inputs((state_batch, UNITS), 5)
+    c0 = random_inputs((state_batch, UNITS), 6)
     ref, ours = make_pair(x, return_state=True)
-    assert_close(ours(x, initial_state=[h0, c0]),
-                 ref(x, initial_state=[h0, c0]))
+    want = ref(x, initial_state=[h0, c0])
+    assert_close(ours(x, initial_state=[h0, c0]), want)
+    traced = tf.function(lambda x: ours(x, initial_state=[h0, c0]))
+    traced = traced.get_concrete_function(tf.TensorSpec((None, 6, 4)))
+    assert_close(traced(tf.constant(x)), want)
 
 
 def test_initial_state_as_functional_inputs():

@@ -6,6 +6,7 @@ and reductions to keras.layers.LSTM."""
 import inspect
 import itertools
 import json
+import threading
 
 import keras
 import numpy as np
@@ -168,6 +169,47 @@ def test_variant_stateful_carries_states_across_batches(name):
     assert_close(np.concatenate([first, second], 1), want)
     layer.reset_state()
     assert_close(layer(x[:, :4]), want[:, :4])
+
+
+def test_one_layer_called_and_traced_from_threads_at_once():
+    """A multi-threaded server calls one layer from several threads: each
+    call sees the layer's variables, whatever the others are doing (the
+    loop's weights read once, broadcast to the batch, are the calling
+    thread's own), and a function traced meanwhile reads the variables,
+    not a tensor of another thread's call."""
+    variant = dict(use_peepholes=True, layer_norm=True)
+    xs = [random_inputs((3, 6, 5), 1), random_inputs((5, 6, 5), 2)]
+    layer = built(variant, xs[0])
+    weights = weights_by_name(layer)
+    want = [reference.lstm(x, weights, **ref_kwargs(variant))[1] for x in xs]
+    failures, traced = [], []
+
+    def call(k):
+        for _ in range(15):
+            try:
+                assert_close(layer(xs[k]), want[k])
+            except Exception as e:  # noqa: BLE001 (reported below)
+                failures.append(f"{type(e).__name__}: {e}"[:300])
+
+    def trace():
+        for _ in range(6):
+            f = tf.function(lambda x: layer(x))
+            f.get_concrete_function(tf.TensorSpec((None, None, 5)))
+            traced.append(f)
+
+    threads = [threading.Thread(target=f, args=a)
+               for f, a in ((call, (0,)), (call, (1,)), (trace, ()))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:3]
+    for w in layer.weights:
+        w.assign(w * 0.5)
+    want = reference.lstm(xs[1], weights_by_name(layer),
+                          **ref_kwargs(variant))[1]
+    for f in traced:
+        assert_close(f(xs[1]), want, what="a function traced meanwhile")
 
 
 @pytest.mark.parametrize("name", ["tf1_all", "cifg", "layer_norm",
