@@ -111,10 +111,14 @@ def implementation(value):
 def use_cudnn(value):
     if isinstance(value, str) and value == "auto":
         return value
-    if not _is_boolean(value):  # 0 and 1 too, as Keras takes them
+    if not _is_boolean(value):
         raise ValueError(
             f"use_cudnn must be one of 'auto', True, False, got {value!r}"
         )
+    if not isinstance(value, (bool, np.bool_)) and value == 1:
+        # Keras's layers take 1 (`1 in ("auto", True)`) but require the
+        # kernel only for `True` itself: 1 acts as "auto" there.
+        return "auto"
     return bool(value)
 
 

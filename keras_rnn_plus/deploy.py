@@ -11,7 +11,8 @@ as `onnx_native_loop` instead, which tf2onnx turns into that op.
 
 `export(model, path, format=...)` does the same with checks: LiteRT with
 builtin ops only, and a clear error instead of an artifact that would
-compute something else (a stateful layer in ONNX).
+compute something else (a stateful layer in ONNX, an open sequence length
+in ONNX under PyTorch).
 
 TensorFlow is imported only where a TensorFlow graph is built, so that the
 package imports without it on the PyTorch and JAX backends.
@@ -286,8 +287,12 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
       TensorFlow "Select" ops, which the plain LiteRT interpreter cannot
       run), so a model that needs them fails here with the converter's
       message instead of at load time on the device;
-    - a clear `ValueError` for what would export as a different function
-      (a stateful layer in ONNX, whose states would be frozen).
+    - a clear `ValueError` for what would export as a different function:
+      a stateful layer in ONNX, whose states would be frozen; under
+      PyTorch, an ONNX export of an open sequence length, which Keras's
+      exporter traces as one step;
+    - LiteRT, stateful layers: the file's batch size is that of the
+      states (Keras's exporter leaves it open).
 
     Needs the exporters: `pip install -e ".[export]"` in the repository.
 
@@ -312,8 +317,18 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
             f"format must be one of {FORMATS}, got {format!r} (use "
             "model.export for the other formats)"
         )
-    for layer in _recurrent_layers(model):
+    layers = _recurrent_layers(model)
+    for layer in layers:
         check_exportable(layer, format)
+    if format == "onnx" and keras.backend.backend() == "torch":
+        _check_fixed_lengths(layers, kwargs.get("input_signature"))
+    stateful = [layer for layer in layers if layer.stateful and layer.states]
+    if (format == "litert" and stateful
+            and kwargs.get("input_signature") is None):
+        # Keras's exporter leaves the batch open; the states fix it.
+        kwargs["input_signature"] = _with_batch_size(
+            model, stateful[0].states[0].shape[0]
+        )
     if format == "litert":
         import tensorflow as tf
 
@@ -325,6 +340,48 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     with _exporting(format):
         model.export(str(filepath), format=format, verbose=verbose, **kwargs)
     return filepath
+
+
+def _check_fixed_lengths(layers, input_signature):
+    """Under PyTorch, Keras's ONNX exporter traces every open dimension as
+    1, unrolling the time loops to one step: refuse an open length."""
+    from keras.src import tree
+
+    if input_signature is not None:
+        shapes = [tuple(spec.shape) for spec in tree.flatten(input_signature)]
+        where = "input_signature"
+    else:
+        shapes, where = [], "the input of "
+        for layer in layers:
+            try:
+                shapes.append(tuple(layer.input.shape))
+            except (AttributeError, ValueError):  # not called once, or twice
+                continue
+            where = f"the input of {layer.name!r}"
+            if shapes[-1][1:2] == (None,):
+                break
+    for shape in shapes:
+        if len(shape) >= 3 and shape[1] is None:
+            raise ValueError(
+                f"{where} has an open sequence length {shape}: under "
+                "PyTorch, Keras's ONNX exporter traces it as 1 step and the "
+                "file would compute one step only. Give the model a fixed "
+                "sequence length (keras.Input((timesteps, features))) or an "
+                "input_signature with one."
+            )
+
+
+def _with_batch_size(model, batch):
+    """Keras's input signature of `model` with the batch axis set."""
+    from keras.src import tree
+    from keras.src.export.export_utils import get_input_signature
+
+    return tree.map_structure(
+        lambda spec: keras.InputSpec(
+            shape=(batch, *spec.shape[1:]), dtype=spec.dtype, name=spec.name
+        ),
+        get_input_signature(model),
+    )
 
 
 def _recurrent_layers(model):

@@ -11,6 +11,6 @@ import pytest  # noqa: E402
 def _fresh_keras_session():
     """A fresh Keras session and fixed seeds (Python, NumPy, TensorFlow,
     Keras initializers): every test sees the same weights on every run."""
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     keras.utils.set_random_seed(1234)
     yield

@@ -366,6 +366,12 @@ def test_stateful_litert_carries_states(tmp_path):
     interpreter = litert.Interpreter(model_path=str(path))
     np.testing.assert_allclose(_run_litert(interpreter, x1), y1, atol=ATOL)
     np.testing.assert_allclose(_run_litert(interpreter, x2), y2, atol=ATOL)
+    # The states' batch is the file's: another one is refused, not
+    # broadcast against the states.
+    (spec,) = interpreter.get_input_details()
+    assert list(spec["shape_signature"]) == [2, *x1.shape[1:]]
+    with pytest.raises(ValueError, match="mismatch"):
+        interpreter.set_tensor(spec["index"], x1[:1])
 
 
 # -- the loop itself ---------------------------------------------------------

@@ -482,15 +482,23 @@ def test_bad_arguments_raise_at_construction(kwargs, error, words):
 
 @pytest.mark.parametrize("value", ["auto", True, False, 1, 0, "yes", 2])
 def test_use_cudnn_takes_what_keras_takes(value):
-    def accepts(factory):
-        try:
-            factory(4, use_cudnn=value)
-        except ValueError:
-            return False
-        return True
+    """The values Keras's layers take, meaning what they mean there: on a
+    CPU, `True` fails at call, the others run the loop."""
+    x = random_inputs((2, 3, 4))
 
-    assert accepts(krp.LSTM) == accepts(keras.layers.LSTM)
-    assert accepts(krp.GRU) == accepts(keras.layers.GRU)
+    def outcome(factory):
+        try:
+            layer = factory(4, use_cudnn=value)
+        except ValueError:
+            return "refused"
+        try:
+            layer(x)
+        except ValueError:
+            return "fails at call"
+        return "runs"
+
+    assert outcome(krp.LSTM) == outcome(keras.layers.LSTM)
+    assert outcome(krp.GRU) == outcome(keras.layers.GRU)
 
 
 @pytest.mark.parametrize("name", ["LSTM", "LSTMCell", "GRU", "GRUCell"])
