@@ -453,6 +453,12 @@ class RecurrentLayer(keras.layers.RNN):
                 "(batch, timesteps, features)"
             )
         batch_input_shape = kwargs.pop("batch_input_shape", None)
+        input_shape = kwargs.get("input_shape")
+        if (batch_input_shape is None and isinstance(input_shape, (list, tuple))
+                and len(input_shape) == 3):
+            # Keras's loader of legacy `.h5` files passes a saved
+            # `batch_input_shape` as `input_shape` (which has no batch).
+            batch_input_shape = kwargs.pop("input_shape")
         if batch_input_shape is not None:
             batch_input_shape = _args.batch_input_shape(batch_input_shape)
             input_shape = kwargs.setdefault(

@@ -316,10 +316,12 @@ def test_keras20_layer_config_without_time_major_keeps_keras2_numbers():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("name", ["LSTM", "GRU"])
-def test_keras2_batch_input_shape_keeps_a_stateful_batch(name):
+def test_keras2_batch_input_shape_keeps_a_stateful_batch(name, tmp_path):
     """Keras 2 code `Sequential([LSTM(..., stateful=True,
     batch_input_shape=(batch, steps, features))])`: the batch size reaches
-    the states, which carry over between calls as in Keras 2."""
+    the states, which carry over between calls as in Keras 2, and stays
+    through the model's config and a legacy `.h5` file (whose loader
+    passes it as `input_shape`)."""
     shape = (BATCH, STEPS, FEATURES)
     kwargs = dict(stateful=True, batch_input_shape=shape,
                   recurrent_activation="sigmoid")
@@ -332,9 +334,17 @@ def test_keras2_batch_input_shape_keeps_a_stateful_batch(name):
         x = random_inputs(shape, seed=seed)
         assert_close(ours.predict(x, verbose=0),
                      theirs.predict(x, verbose=0), atol=1e-5)
-    # The batch size survives the model's config.
+    # The batch size survives the model's config and a legacy `.h5` file.
     rebuilt = keras.models.model_from_json(ours.to_json())
     assert rebuilt.layers[0].states[0].shape[0] == BATCH
+    for layer in (theirs.layers[0], ours.layers[0]):
+        layer.reset_states()
+    ours.save(tmp_path / "m.h5")
+    reloaded = keras.models.load_model(tmp_path / "m.h5")
+    for seed in (1, 2):
+        x = random_inputs(shape, seed=seed)
+        assert_close(reloaded.predict(x, verbose=0),
+                     theirs.predict(x, verbose=0), atol=1e-5)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
