@@ -564,10 +564,16 @@ class RecurrentLayer(keras.layers.RNN):
             a is None or b is None or a == b for a, b in zip(shape, want)
         )
         if not ok:
+            hint = ""
+            if len(shape) == 3 and shape[:2] == want:
+                hint = (" (a mask of each inner sequence: Keras 3's "
+                        "TimeDistributed passes on the mask of the sequence "
+                        "layer it wraps unchanged; reduce it, e.g. with "
+                        "keras.ops.any(mask, axis=-1), or drop it)")
             raise ValueError(
                 f"mask of {type(self).__name__} must have shape (batch, "
                 f"timesteps) = {want}, like the inputs' first two "
-                f"dimensions, got {shape}"
+                f"dimensions, got {shape}{hint}"
             )
         return mask[..., 0] if len(shape) == 3 else mask
 

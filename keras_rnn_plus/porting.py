@@ -507,8 +507,11 @@ def load_keras2_model(filepath, custom_objects=None, compile=False,
         filepath: A Keras 2 model file, HDF5 (`.h5`) or `tf_keras`'s
             `.keras`; it is not modified.
         custom_objects: More classes or functions the model needs.
-        compile: Restore the training configuration too (Keras 2's
-            optimizer configs do not always load in Keras 3).
+        compile: Keras 3's restore of the training configuration. Keep
+            `False` and compile the loaded model again: in Keras 3.15 it
+            fails on Keras 2's loss names and on optimizer configs in
+            `.keras` files, and the optimizer it builds from an `.h5` file
+            cannot train the model (for Keras's own layers too).
         safe_mode: As in `keras.models.load_model`: `False` loads a
             trusted file's `Lambda` layers.
 

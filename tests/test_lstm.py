@@ -574,6 +574,18 @@ def test_mask_of_wrong_shape(shape):
         krp.LSTM(3)(x, mask=np.ones(shape, bool))
 
 
+def test_mask_passed_on_by_time_distributed_is_named():
+    """Keras 3's `TimeDistributed` passes on the mask of the sequence layer
+    it wraps, `(batch, steps, inner steps)`: refused, with the cause."""
+    tokens = keras.Input((4, 5), dtype="int32")
+    words = keras.layers.Embedding(10, 3, mask_zero=True)(tokens)
+    encoded = keras.layers.TimeDistributed(krp.LSTM(UNITS))(words)
+    model = keras.Model(tokens, krp.GRU(UNITS)(encoded))
+    x = np.random.RandomState(0).randint(0, 10, (3, 4, 5))
+    with pytest.raises(ValueError, match="TimeDistributed"):
+        model.predict(x, verbose=0)
+
+
 def test_mask_with_trailing_axis_as_keras_reads_it():
     x = random_inputs((2, 5, 4))
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
