@@ -81,8 +81,14 @@ def boolean(name, value):
 
 
 def batch_input_shape(value):
-    """Keras 2's `(batch, timesteps, features)`, each an integer or None."""
-    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+    """Keras 2's `(batch, timesteps, features)`, each an integer or None
+    (a list, tuple, `TensorShape` or array)."""
+    if not isinstance(value, (str, bytes)):
+        try:
+            value = tuple(value)
+        except TypeError:
+            pass
+    if not isinstance(value, tuple) or len(value) != 3 or not all(
         n is None or (isinstance(n, numbers.Integral)
                       and not isinstance(n, bool) and n > 0)
         for n in value

@@ -121,10 +121,19 @@ class ReadOnceWeight:
         try:
             return cell.__dict__[self.name]
         except KeyError:
-            raise AttributeError(self.name) from None
+            raise AttributeError(
+                f"{type(cell).__name__!r} object has no attribute "
+                f"{self.name!r} (not built, or not of this configuration)"
+            ) from None
 
     def __set__(self, cell, value):
         cell.__dict__[self.name] = value
+
+    def __delete__(self, cell):
+        try:
+            del cell.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
 
 
 @contextlib.contextmanager
@@ -453,12 +462,6 @@ class RecurrentLayer(keras.layers.RNN):
                 "(batch, timesteps, features)"
             )
         batch_input_shape = kwargs.pop("batch_input_shape", None)
-        input_shape = kwargs.get("input_shape")
-        if (batch_input_shape is None and isinstance(input_shape, (list, tuple))
-                and len(input_shape) == 3):
-            # Keras's loader of legacy `.h5` files passes a saved
-            # `batch_input_shape` as `input_shape` (which has no batch).
-            batch_input_shape = kwargs.pop("input_shape")
         if batch_input_shape is not None:
             batch_input_shape = _args.batch_input_shape(batch_input_shape)
             input_shape = kwargs.setdefault(
@@ -523,9 +526,11 @@ class RecurrentLayer(keras.layers.RNN):
         shapes = [tuple(s.shape if hasattr(s, "shape") else ops.shape(s))
                   for s in states]
         self._check_state_shapes(shapes, sequences.shape[0])
-        # A state of batch 1 serves every sequence, as in Keras's loop.
+        # A state of batch 1 serves every sequence, as in Keras's loop (on
+        # TensorFlow and PyTorch). Tiled, not a broadcast view: PyTorch's
+        # cuDNN kernel takes contiguous states only.
         return [
-            ops.broadcast_to(s, (ops.shape(sequences)[0], shape[1]))
+            ops.tile(s, (ops.shape(sequences)[0], 1))
             if shape[0] == 1 and sequences.shape[0] != 1 else s
             for s, shape in zip(states, shapes)
         ]
@@ -565,7 +570,10 @@ class RecurrentLayer(keras.layers.RNN):
         )
         if not ok:
             hint = ""
-            if len(shape) == 3 and shape[:2] == want:
+            if len(shape) == 3 and all(
+                a is None or b is None or a == b
+                for a, b in zip(shape, want)
+            ):
                 hint = (" (a mask of each inner sequence: Keras 3's "
                         "TimeDistributed passes on the mask of the sequence "
                         "layer it wraps unchanged; reduce it, e.g. with "
@@ -844,6 +852,13 @@ class RecurrentLayer(keras.layers.RNN):
     @classmethod
     def from_config(cls, config):
         """Also reads Keras 2 layer configs (see `_read_keras2_config`)."""
+        config = dict(config)
+        shape = config.get("input_shape")
+        if ("batch_input_shape" not in config
+                and isinstance(shape, (list, tuple)) and len(shape) == 3):
+            # Keras's loader of legacy `.h5` files passes a saved
+            # `batch_input_shape` on as `input_shape`.
+            config["batch_input_shape"] = config.pop("input_shape")
         # Not `keras.layers.RNN.from_config`: our configs hold no `cell`.
         return cls(**_read_keras2_config(config, cls.keras2_missing))
 

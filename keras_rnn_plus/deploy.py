@@ -320,8 +320,8 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     layers = _recurrent_layers(model)
     for layer in layers:
         check_exportable(layer, format)
-    if format == "onnx" and keras.backend.backend() == "torch":
-        _check_fixed_lengths(layers, kwargs.get("input_signature"))
+    if format == "onnx" and keras.backend.backend() == "torch" and layers:
+        _check_fixed_lengths(model, kwargs.get("input_signature"))
     stateful = [layer for layer in layers if layer.stateful and layer.states]
     if (format == "litert" and stateful
             and kwargs.get("input_signature") is None):
@@ -342,32 +342,28 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     return filepath
 
 
-def _check_fixed_lengths(layers, input_signature):
-    """Under PyTorch, Keras's ONNX exporter traces every open dimension as
-    1, unrolling the time loops to one step: refuse an open length."""
+def _check_fixed_lengths(model, input_signature):
+    """Under PyTorch, Keras's ONNX exporter traces every open dimension of
+    the inputs as 1, which unrolls the time loops to one step: refuse an
+    open dimension (other than the batch) in a model with our layers."""
     from keras.src import tree
+    from keras.src.export.export_utils import get_input_signature
 
-    if input_signature is not None:
-        shapes = [tuple(spec.shape) for spec in tree.flatten(input_signature)]
-        where = "input_signature"
-    else:
-        shapes, where = [], "the input of "
-        for layer in layers:
-            try:
-                shapes.append(tuple(layer.input.shape))
-            except (AttributeError, ValueError):  # not called once, or twice
-                continue
-            where = f"the input of {layer.name!r}"
-            if shapes[-1][1:2] == (None,):
-                break
-    for shape in shapes:
-        if len(shape) >= 3 and shape[1] is None:
+    if input_signature is None:
+        try:
+            input_signature = get_input_signature(model)
+        except ValueError:  # never called: Keras's exporter says so
+            return
+    for spec in tree.flatten(input_signature):
+        shape = tuple(spec.shape)
+        if None in shape[1:]:
             raise ValueError(
-                f"{where} has an open sequence length {shape}: under "
-                "PyTorch, Keras's ONNX exporter traces it as 1 step and the "
-                "file would compute one step only. Give the model a fixed "
-                "sequence length (keras.Input((timesteps, features))) or an "
-                "input_signature with one."
+                f"an input of the model has an open dimension {shape}: "
+                "under PyTorch, Keras's ONNX exporter traces it as 1, so "
+                "the recurrent layers' loops would run one step only (an "
+                "open sequence length). Give the model fixed shapes "
+                "(keras.Input((timesteps, features))) or an input_signature "
+                "with them."
             )
 
 

@@ -128,9 +128,9 @@ def _torch_biases(bias_ih, bias_hh, gates):
     if (bias_ih is None) != (bias_hh is None):
         hint = ""
         if bias_hh is None and np.ndim(bias_ih) == 2:
-            hint = (f"; got a {np.shape(bias_ih)} matrix as bias_ih: for a "
-                    "PyTorch layer made with bias=False and proj_size, pass "
-                    "weight_hr by keyword")
+            hint = (f"; got a {tuple(np.shape(bias_ih))} matrix as "
+                    "bias_ih: for a PyTorch layer made with bias=False and "
+                    "proj_size, pass weight_hr by keyword")
         raise ValueError("give both bias_ih and bias_hh, or neither" + hint)
     if bias_ih is None:
         return None

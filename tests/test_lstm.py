@@ -466,6 +466,8 @@ def test_keras2_hard_sigmoid_fixed_numbers():
     (dict(units=4, batch_input_shape=5), TypeError, "batch_input_shape"),
     (dict(units=4, batch_input_shape="abc"), TypeError, "batch_input_shape"),
     (dict(units=4, batch_input_shape=(2,)), TypeError, "batch_input_shape"),
+    (dict(units=4, batch_input_shape=np.zeros(3)), TypeError,
+     "batch_input_shape"),
     (dict(units=4, batch_input_shape=(2, 3, 4), input_shape=(5, 6)),
      ValueError, "batch_input_shape"),
 ])
@@ -572,6 +574,20 @@ def test_mask_of_wrong_shape(shape):
     x = np.zeros((2, 5, 4), "float32")
     with pytest.raises(ValueError, match=r"mask of LSTM must have shape"):
         krp.LSTM(3)(x, mask=np.ones(shape, bool))
+
+
+def test_weight_attributes_set_and_deleted_like_keras():
+    """The cells' weight attributes behave as plain attributes of Keras's
+    cells: missing before `build`, deletable (which untracks the weight)."""
+    def after(factory):
+        cell = factory(3)
+        before = hasattr(cell, "kernel")
+        cell.build((None, 4))
+        del cell.kernel
+        return before, hasattr(cell, "kernel"), [w.name for w in cell.weights]
+
+    assert after(krp.LSTMCell) == after(keras.layers.LSTMCell)
+    assert after(krp.GRUCell) == after(keras.layers.GRUCell)
 
 
 def test_mask_passed_on_by_time_distributed_is_named():

@@ -325,6 +325,9 @@ def test_keras2_batch_input_shape_keeps_a_stateful_batch(name, tmp_path):
     shape = (BATCH, STEPS, FEATURES)
     kwargs = dict(stateful=True, batch_input_shape=shape,
                   recurrent_activation="sigmoid")
+    # Keras 2 took any sequence, such as a tensor's shape.
+    assert getattr(krp, name)(UNITS, stateful=True, batch_input_shape=(
+        tf.TensorShape(shape))).get_config()["batch_input_shape"] == shape
     theirs = tf_keras.Sequential([getattr(tf_keras.layers, name)(UNITS,
                                                                  **kwargs)])
     ours = keras.Sequential([getattr(krp, name)(UNITS, **kwargs)])
