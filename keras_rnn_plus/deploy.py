@@ -12,7 +12,7 @@ as `onnx_native_loop` instead, which tf2onnx turns into that op.
 `export(model, path, format=...)` does the same with checks: LiteRT with
 builtin ops only, and a clear error instead of an artifact that would
 compute something else (a stateful layer in ONNX, an open sequence length
-in ONNX under PyTorch).
+under PyTorch).
 
 TensorFlow is imported only where a TensorFlow graph is built, so that the
 package imports without it on the PyTorch and JAX backends.
@@ -283,16 +283,17 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
 
     - the package's layers trace their export loop for that format, and
       never the cuDNN kernel (even on a GPU);
-    - LiteRT: builtin ops only (`TFLITE_BUILTINS`; Keras also allows
-      TensorFlow "Select" ops, which the plain LiteRT interpreter cannot
-      run), so a model that needs them fails here with the converter's
-      message instead of at load time on the device;
+    - LiteRT on TensorFlow: builtin ops only (`TFLITE_BUILTINS`; Keras
+      also allows TensorFlow "Select" ops, which the plain LiteRT
+      interpreter cannot run), so a model that needs them fails here with
+      the converter's message instead of at load time on the device;
     - a clear `ValueError` for what would export as a different function:
       a stateful layer in ONNX, whose states would be frozen; under
-      PyTorch, an ONNX export of an open sequence length, which Keras's
-      exporter traces as one step;
-    - LiteRT, stateful layers: the file's batch size is that of the
-      states (Keras's exporter leaves it open).
+      PyTorch, an open sequence length (any open input dimension but the
+      batch, in a model with recurrent layers), which Keras's exporters
+      trace as one step;
+    - LiteRT on TensorFlow, stateful layers: the file's batch size is
+      that of the states (Keras's exporter leaves it open).
 
     Needs the exporters: `pip install -e ".[export]"` in the repository.
 
@@ -320,7 +321,11 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     layers = _recurrent_layers(model)
     for layer in layers:
         check_exportable(layer, format)
-    if format == "onnx" and keras.backend.backend() == "torch" and layers:
+    backend = keras.backend.backend()
+    if backend == "torch" and any(
+        isinstance(layer, keras.layers.RNN)  # ours, and Keras's loops
+        for layer in model._flatten_layers(include_self=True)
+    ):
         _check_fixed_lengths(model, kwargs.get("input_signature"))
     stateful = [layer for layer in layers if layer.stateful and layer.states]
     if (format == "litert" and stateful
@@ -329,7 +334,8 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
         kwargs["input_signature"] = _with_batch_size(
             model, stateful[0].states[0].shape[0]
         )
-    if format == "litert":
+    if format == "litert" and backend == "tensorflow":
+        # (PyTorch's LiteRT converter takes no `target_spec`.)
         import tensorflow as tf
 
         spec = kwargs.pop("target_spec", None)
@@ -343,9 +349,10 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
 
 
 def _check_fixed_lengths(model, input_signature):
-    """Under PyTorch, Keras's ONNX exporter traces every open dimension of
-    the inputs as 1, which unrolls the time loops to one step: refuse an
-    open dimension (other than the batch) in a model with our layers."""
+    """Under PyTorch, Keras's exporters (ONNX and LiteRT) trace every open
+    dimension of the inputs as 1, which unrolls the time loops to one
+    step: refuse an open dimension (other than the batch) in a model with
+    recurrent layers."""
     from keras.src import tree
     from keras.src.export.export_utils import get_input_signature
 
@@ -359,7 +366,7 @@ def _check_fixed_lengths(model, input_signature):
         if None in shape[1:]:
             raise ValueError(
                 f"an input of the model has an open dimension {shape}: "
-                "under PyTorch, Keras's ONNX exporter traces it as 1, so "
+                "under PyTorch, Keras's exporters trace it as 1, so "
                 "the recurrent layers' loops would run one step only (an "
                 "open sequence length). Give the model fixed shapes "
                 "(keras.Input((timesteps, features))) or an input_signature "

@@ -206,16 +206,29 @@ session = onnxruntime.InferenceSession(path)
 got = session.run(None, {session.get_inputs()[0].name: x})[0]
 np.testing.assert_allclose(got, keras.ops.convert_to_numpy(model(x)),
                            atol=1e-6)
-# An open length would be traced as one step: refused.
-for layer in (krp.LSTM(4), keras.layers.Bidirectional(krp.GRU(4))):
+# An open length would be traced as one step: refused, for both formats.
+for layer in (krp.LSTM(4), keras.layers.Bidirectional(krp.GRU(4)),
+              keras.layers.RNN(krp.LSTMCell(4))):
     open_length = keras.Sequential([keras.Input((None, 3)), layer])
     open_length(x)
-    try:
-        krp.deploy.export(open_length, path, format="onnx")
-    except ValueError as e:
-        assert "open sequence length" in str(e), e
-    else:
-        raise AssertionError("a model of open length was exported")
+    for fmt in ("onnx", "litert"):
+        try:
+            krp.deploy.export(open_length, path, format=fmt)
+        except ValueError as e:
+            assert "open sequence length" in str(e), e
+        else:
+            raise AssertionError("a model of open length was exported")
+# LiteRT goes through PyTorch's converter (a stand-in with its keyword
+# arguments here), which takes no TensorFlow `target_spec`.
+import inspect, types
+converted = []
+def convert(module, sample_args, sample_kwargs=None, *, quant_config=None,
+            dynamic_shapes=None):
+    converted.append(sample_args)
+    return types.SimpleNamespace(export=lambda path: open(path, "wb").close())
+sys.modules["litert_torch"] = types.SimpleNamespace(convert=convert)
+krp.deploy.export(model, path + ".tflite", format="litert")
+assert converted, "the converter was not reached"
 print("ok")
 """
 
