@@ -273,6 +273,9 @@ def test_explicit_mask_left_right_and_empty_rows(left, go_backwards,
                           go_backwards=go_backwards, reset_after=reset_after,
                           zero_output_for_mask=zero_output)
     check_parity(ref, ours, x, mask=mask)
+    # From a nonzero state: an empty row keeps it, with zero outputs.
+    h0 = random_inputs((4, UNITS), 9)
+    check_parity(ref, ours, x, mask=mask, initial_state=h0)
 
 
 @pytest.mark.parametrize("source", ["masking", "embedding"])
