@@ -564,16 +564,13 @@ class RecurrentLayer(keras.layers.RNN):
             mask.shape if hasattr(mask, "shape") else ops.shape(mask)
         )
         want = tuple(sequences.shape[:2])
-        ok = len(shape) == 2 or (len(shape) == 3 and shape[2] in (None, 1))
-        ok = ok and all(
+        leading_ok = all(
             a is None or b is None or a == b for a, b in zip(shape, want)
         )
-        if not ok:
+        ok = len(shape) == 2 or (len(shape) == 3 and shape[2] in (None, 1))
+        if not (ok and leading_ok):
             hint = ""
-            if len(shape) == 3 and all(
-                a is None or b is None or a == b
-                for a, b in zip(shape, want)
-            ):
+            if len(shape) == 3 and leading_ok:
                 hint = (" (a mask of each inner sequence: Keras 3's "
                         "TimeDistributed passes on the mask of the sequence "
                         "layer it wraps unchanged; reduce it, e.g. with "
