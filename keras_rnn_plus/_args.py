@@ -9,6 +9,8 @@ Keras raises one or the other for the same inputs (`ValueError` for
 written against Keras catches either.
 """
 
+import contextlib
+import contextvars
 import math
 import numbers
 import warnings
@@ -55,15 +57,30 @@ def positive_or_none(name, value):
     return float(value)
 
 
+# Set while a saved config is read (`from_config`): values that only old or
+# Keras-written configs hold are then read the way Keras reads them.
+_reading_config = contextvars.ContextVar("reading_config", default=False)
+
+
+@contextlib.contextmanager
+def reading_config():
+    token = _reading_config.set(True)
+    try:
+        yield
+    finally:
+        _reading_config.reset(token)
+
+
 def rate(name, value):
-    """A dropout rate: a float in [0, 1] (1 as Keras takes it: its
-    configs hold rates clamped to 1)."""
+    """A dropout rate: a float in [0, 1). A saved config may also hold 1,
+    as Keras writes rates it clamped to 1 (and then drops nothing)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(
-            f"{name} must be a float in [0, 1], got {value!r}"
+            f"{name} must be a float in [0, 1), got {value!r}"
         )
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1], got {value!r}")
+    if not (0.0 <= float(value) < 1.0
+            or float(value) == 1.0 and _reading_config.get()):
+        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -101,8 +118,10 @@ def batch_input_shape(value):
 
 
 def implementation(value):
-    """1 or 2; Keras 2.0's ``implementation=0`` loads as 1, as Keras 2 did."""
-    if value == 0 and not isinstance(value, bool):
+    """1 or 2; a saved config's ``implementation=0`` (Keras 2.0) loads as
+    1, as Keras 2 did."""
+    legacy = value == 0 and not isinstance(value, bool)
+    if legacy and _reading_config.get():
         warnings.warn(
             "implementation=0 is a Keras 2.0 value that Keras 2 already "
             "mapped to implementation=1; using implementation=1.",
@@ -110,7 +129,11 @@ def implementation(value):
         )
         return 1
     if isinstance(value, bool) or value not in (1, 2):
-        raise ValueError(f"implementation must be 1 or 2, got {value!r}")
+        raise ValueError(
+            f"implementation must be 1 or 2, got {value!r}"
+            + (" (Keras 2.0's 0 is read as 1 from a saved config only)"
+               if legacy else "")
+        )
     return int(value)
 
 
@@ -178,3 +201,12 @@ def _getter(module, what):
 initializer = _getter(keras.initializers, "an initializer")
 regularizer = _getter(keras.regularizers, "a regularizer")
 constraint = _getter(keras.constraints, "a constraint")
+
+
+def base_layer_kwargs(kwargs):
+    """The base-layer keyword arguments, with `activity_regularizer`
+    checked like the other regularizers."""
+    if kwargs.get("activity_regularizer") is not None:
+        kwargs = {**kwargs, "activity_regularizer": regularizer(
+            "activity_regularizer", kwargs["activity_regularizer"])}
+    return kwargs

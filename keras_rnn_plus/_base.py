@@ -218,7 +218,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         implementation,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(**_args.base_layer_kwargs(kwargs))
         for kind in ("compute", "variable"):
             dtype = getattr(self.dtype_policy, f"{kind}_dtype")
             if not keras.backend.is_float_dtype(dtype):
@@ -412,9 +412,10 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     @classmethod
     def from_config(cls, config):
         """Also reads Keras 2 cell configs (see `_read_keras2_config`)."""
-        return super().from_config(
-            _read_keras2_config(config, cls.keras2_missing)
-        )
+        with _args.reading_config():
+            return super().from_config(
+                _read_keras2_config(config, cls.keras2_missing)
+            )
 
     def argument_config(self):
         """The constructor arguments of this cell (no base-layer keys)."""
@@ -472,7 +473,7 @@ class RecurrentLayer(keras.layers.RNN):
                     f"input_shape={input_shape!r} contradicts "
                     f"batch_input_shape={batch_input_shape!r}: give one"
                 )
-        super().__init__(cell, **kwargs)
+        super().__init__(cell, **_args.base_layer_kwargs(kwargs))
         # Keras 3's `Sequential` reads the input shape without the batch
         # size; a stateful layer keeps that size for its states.
         self._batch_size_arg = (
@@ -857,7 +858,8 @@ class RecurrentLayer(keras.layers.RNN):
             # `batch_input_shape` on as `input_shape`.
             config["batch_input_shape"] = config.pop("input_shape")
         # Not `keras.layers.RNN.from_config`: our configs hold no `cell`.
-        return cls(**_read_keras2_config(config, cls.keras2_missing))
+        with _args.reading_config():
+            return cls(**_read_keras2_config(config, cls.keras2_missing))
 
 
 def _read_keras2_config(config, missing=None):

@@ -76,10 +76,10 @@ _ARGS_DOC = """
         recurrent_constraint: Constraint applied to `recurrent_kernel`.
             Default: `None`.
         bias_constraint: Constraint applied to `bias`. Default: `None`.
-        dropout: Float in [0, 1]: fraction of the inputs dropped before the
+        dropout: Float in [0, 1): fraction of the inputs dropped before the
             input product, in training only, with the same mask at every
             timestep. Default: 0.
-        recurrent_dropout: Float in [0, 1]: fraction of `h(t-1)` dropped
+        recurrent_dropout: Float in [0, 1): fraction of `h(t-1)` dropped
             before the recurrent product, in training only, with the same
             mask at every timestep. Default: 0."""
 
@@ -89,7 +89,7 @@ _IMPL_DOC = """
             mode, one dropout mask per gate); 2 does one fused product and
             splits it into the gates. Both give the same numbers. With
             `recurrent_dropout > 0` the per-gate route is taken, as in Keras.
-            Keras 2.0's `0` is read as 1. Default: 2."""
+            Keras 2.0's `0` is read as 1 from a saved config. Default: 2."""
 
 _LAYER_ARGS_DOC = """
         return_sequences: Boolean, return the whole output sequence rather

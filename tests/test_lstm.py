@@ -451,13 +451,19 @@ def test_keras2_hard_sigmoid_fixed_numbers():
     (dict(units=4, dropout=1.01), ValueError, "dropout"),
     (dict(units=4, dropout=-0.1), ValueError, "dropout"),
     (dict(units=4, recurrent_dropout=1.5), ValueError, "recurrent_dropout"),
+    # the issue's [0, 1); a Keras config's 1 loads through from_config only
+    (dict(units=4, dropout=1.0), ValueError, "dropout"),
+    (dict(units=4, recurrent_dropout=1), ValueError, "recurrent_dropout"),
     (dict(units=4, implementation=3), ValueError, "implementation"),
+    (dict(units=4, implementation=0), ValueError, "implementation"),
     (dict(units=4, activation="nope"), ValueError, "activation"),
     (dict(units=4, recurrent_activation="nope"), ValueError,
      "recurrent_activation"),
     (dict(units=4, kernel_initializer="nope"), ValueError,
      "kernel_initializer"),
     (dict(units=4, bias_regularizer="nope"), ValueError, "bias_regularizer"),
+    (dict(units=4, activity_regularizer="nope"), ValueError,
+     "activity_regularizer"),
     (dict(units=4, recurrent_constraint="nope"), ValueError,
      "recurrent_constraint"),
     (dict(units=4, use_cudnn="yes"), ValueError, "use_cudnn"),
@@ -534,6 +540,27 @@ def test_legacy_implementation_zero_loads_as_one():
         layer = krp.LSTM.from_config(
             {**krp.LSTM(3).get_config(), "implementation": 0})
     assert layer.implementation == 1
+
+
+def test_saved_cell_config_with_keras_legacy_values_loads():
+    """A cell's config inside `keras.layers.RNN` may hold what Keras
+    writes and the constructor refuses: a rate clamped to 1, Keras 2.0's
+    implementation 0. It loads, and the rate of 1 drops nothing, as in
+    Keras's own cell."""
+    x = random_inputs((2, 5, 3))
+    reference = keras.layers.RNN(
+        keras.layers.LSTMCell(4, dropout=1.0, recurrent_dropout=1.0))
+    config = keras.layers.serialize(reference)
+    config["config"]["cell"] = {
+        **keras.layers.serialize(krp.LSTMCell(4)),
+        "config": {**krp.LSTMCell(4).get_config(), "dropout": 1.0,
+                   "recurrent_dropout": 1.0, "implementation": 0},
+    }
+    with pytest.warns(UserWarning, match="implementation"):
+        ours = keras.layers.deserialize(config)
+    assert (ours.cell.dropout, ours.cell.implementation) == (1.0, 1)
+    copied_pair(reference, ours, x)
+    assert_close(ours(x, training=True), reference(x, training=True))
 
 
 def test_input_of_wrong_rank():
