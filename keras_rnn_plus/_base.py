@@ -718,7 +718,7 @@ class RecurrentLayer(keras.layers.RNN):
         # An export traces the portable loop, never the cuDNN kernel.
         target = deploy.target_format()
         if target is not None:
-            deploy.check_exportable(self, target)
+            deploy.check_exportable(self, target, sequences)
         use_cudnn = None if target else self.use_cudnn
         if use_cudnn in ("auto", True):
             out = self._fused_backend_loop(

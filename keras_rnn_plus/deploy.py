@@ -257,9 +257,22 @@ def uses_rnn_loop(layer, training):
     )
 
 
-def check_exportable(layer, fmt):
+def check_exportable(layer, fmt, sequences=None):
     """Raise `ValueError` where `layer` would export to `fmt` as an
-    artifact that computes something else."""
+    artifact that computes something else (given the traced `sequences`,
+    also where their batch size is open for a stateful layer's LiteRT
+    file: other sizes would be broadcast against the states)."""
+    if (fmt == "litert" and layer.stateful and sequences is not None
+            and sequences.shape[0] is None):
+        raise ValueError(
+            f"{type(layer).__name__} {layer.name!r} is stateful, and the "
+            "LiteRT export traces an open batch size: the file would take "
+            "any batch and broadcast it against the states' batch of "
+            f"{layer.states[0].shape[0]}, silently. Export with "
+            "krp.deploy.export(model, path, format='litert'), which fixes "
+            "the batch size to the states', or give an input_signature "
+            "with that batch size."
+        )
     if fmt == "onnx" and layer.stateful:
         raise ValueError(
             f"{type(layer).__name__} {layer.name!r} is stateful: an ONNX "
@@ -288,7 +301,8 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
       interpreter cannot run), so a model that needs them fails here with
       the converter's message instead of at load time on the device;
     - a clear `ValueError` for what would export as a different function:
-      a stateful layer in ONNX, whose states would be frozen; under
+      a stateful layer in ONNX (ours or Keras's recurrent layers), whose
+      states would be frozen; under
       PyTorch, an open sequence length (any open input dimension but the
       batch, in a model with recurrent layers), which Keras's exporters
       trace as one step;
@@ -318,14 +332,14 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
             f"format must be one of {FORMATS}, got {format!r} (use "
             "model.export for the other formats)"
         )
-    layers = _recurrent_layers(model)
+    layers = [  # ours, and Keras's loops (`keras.layers.RNN(krp.LSTMCell)`)
+        layer for layer in model._flatten_layers(include_self=True)
+        if isinstance(layer, keras.layers.RNN)
+    ]
     for layer in layers:
         check_exportable(layer, format)
     backend = keras.backend.backend()
-    if backend == "torch" and any(
-        isinstance(layer, keras.layers.RNN)  # ours, and Keras's loops
-        for layer in model._flatten_layers(include_self=True)
-    ):
+    if backend == "torch" and layers:
         _check_fixed_lengths(model, kwargs.get("input_signature"))
     stateful = [layer for layer in layers if layer.stateful and layer.states]
     if (format == "litert" and stateful
@@ -386,12 +400,3 @@ def _with_batch_size(model, batch):
         get_input_signature(model),
     )
 
-
-def _recurrent_layers(model):
-    from keras_rnn_plus._base import RecurrentLayer
-
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=True)
-        if isinstance(layer, RecurrentLayer)
-    ]

@@ -353,6 +353,33 @@ def test_stateful_onnx_is_refused(tmp_path):
             export()
 
 
+@pytest.mark.parametrize("layer", [
+    lambda: keras.layers.RNN(krp.LSTMCell(UNITS), stateful=True),
+    lambda: keras.layers.GRU(UNITS, stateful=True),
+], ids=["RNN(krp.LSTMCell)", "keras.layers.GRU"])
+def test_stateful_keras_loops_refused_for_onnx(tmp_path, layer):
+    """`deploy.export` checks Keras's own stateful loops too: their ONNX
+    file would freeze the states as well (the second call differs)."""
+    _needs_onnx()
+    model = keras.Sequential([keras.Input((5, FEATURES), batch_size=2),
+                              layer()])
+    model(_inputs(2, 5))
+    with pytest.raises(ValueError, match="stateful"):
+        deploy.export(model, tmp_path / "m.onnx", format="onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_stateful_litert_with_open_batch_is_refused(tmp_path):
+    """Keras's LiteRT exporter leaves the batch open: the file would
+    broadcast a batch of 1 against the states' batch of 2, silently. A
+    clear error instead, naming the way that fixes the batch."""
+    _needs_litert()
+    model = _stateful()
+    with pytest.raises(ValueError, match="stateful.*deploy.export"):
+        model.export(str(tmp_path / "m.tflite"), format="litert",
+                     verbose=False)
+
+
 def test_stateful_litert_carries_states(tmp_path):
     """LiteRT keeps the states in variables: successive invocations
     continue the sequence, as successive `predict` calls do."""
