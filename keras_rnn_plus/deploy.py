@@ -327,6 +327,12 @@ def export(model, filepath, format="onnx", verbose=False, **kwargs):
     Returns:
         `filepath`.
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "model must be a Keras model (keras.Model, Sequential or "
+            f"Functional), got {type(model).__name__}: wrap a layer in a "
+            "model to export it"
+        )
     if format not in FORMATS:
         raise ValueError(
             f"format must be one of {FORMATS}, got {format!r} (use "

@@ -318,6 +318,13 @@ def test_deploy_export_rejects_unknown_format(tmp_path):
         deploy.export(_build("lstm"), tmp_path / "m", format="tflite")
 
 
+def test_deploy_export_takes_a_model_not_a_layer(tmp_path):
+    layer = krp.LSTM(UNITS)
+    layer(_inputs(2, 5))
+    with pytest.raises(TypeError, match="model must be a Keras model"):
+        deploy.export(layer, tmp_path / "m.onnx")
+
+
 def test_litert_builtins_enforced(tmp_path):
     """Keras's own loop (keras.layers.RNN over our cell) needs Select ops:
     `deploy.export` fails at conversion instead of writing a model that
