@@ -47,14 +47,8 @@ def test_tutorials_are_found():
     assert set(EXPECTED_OUTPUTS) <= {s.name for s in SCRIPTS}
 
 
-# Tutorial 01 (the README's main job) runs by default, the others with
-# `pytest -m slow` (in CI).
-@pytest.mark.parametrize(
-    "script",
-    [s if s.name.startswith("01_") else pytest.param(s, marks=pytest.mark.slow)
-     for s in SCRIPTS],
-    ids=[s.stem for s in SCRIPTS],
-)
+# Every tutorial, in the default run (about a minute for all seven).
+@pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
 def test_tutorial_runs_quick(script, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
@@ -82,5 +76,11 @@ def test_tutorial_runs_quick(script, tmp_path):
             summary = json.loads(path.read_text())
             assert summary["quick"] is True
             checks = summary.get("checks", {})
+            assert checks, "summary.json records no checks"
             failed = [k for k, ok in checks.items() if not ok]
             assert not failed, f"failed checks in summary.json: {failed}"
+            # one printed CHECK line per recorded check, all passed
+            printed = [line for line in proc.stdout.splitlines()
+                       if line.startswith("CHECK ")]
+            assert len(printed) == len(checks), log
+            assert all(": PASS" in line for line in printed), log

@@ -199,7 +199,7 @@ class ExactMatch(keras.callbacks.Callback):
         )
 
 
-def plot(history, exact, path):
+def plot(history, exact, n_exact, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,7 +228,8 @@ def plot(history, exact, path):
         "s-",
         label="per character, held-out (teacher forcing)",
     )
-    ax2.plot(epochs, exact, "D-", label="whole answer, 500 held-out (greedy)")
+    ax2.plot(epochs, exact, "D-",
+             label=f"whole answer, {n_exact} held-out (greedy)")
     ax2.set_ylim(0, 1.02)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")
@@ -313,7 +314,7 @@ def main(argv=None):
 
     # -- 5. plot and summary -----------------------------------------------
     plot_path = out / "training.png"
-    plot(history, exact_cb.history, plot_path)
+    plot(history, exact_cb.history, len(exact_cb.data["q"]), plot_path)
     print(f"wrote {plot_path}")
     summary = dict(
         quick=args.quick,

@@ -177,7 +177,7 @@ def plot(curves, table, steps_per_epoch, path):
         ax.set_yscale("log")
         r = table[name]
         ax.set_title(
-            f"{name}: held-out MSE {r['mean']:.4f} (\u00b1{r['std']:.4f})",
+            f"{name}: held-out MSE {r['mean']:.4f} (sd {r['std']:.4f})",
             fontsize=10,
         )
         ax.grid(alpha=0.3)

@@ -31,7 +31,8 @@ class Checks:
 
     @property
     def all_passed(self):
-        return all(self.results.values())
+        """Every check passed, and there was at least one."""
+        return bool(self.results) and all(self.results.values())
 
 
 def finish(out, summary, checks, start):
