@@ -112,6 +112,26 @@ def torch_timer(shape):
     return fwd, train
 
 
+def check_same(label, ref, ours, x, target, rs):
+    """Give `ours` the weights of `ref`, drawn at random (biases included),
+    and check that both compute the same outputs at inference and the
+    same loss and update in a training step (the two paths that are
+    timed); raise `SystemExit` if not."""
+    ref.set_weights([rs.uniform(-0.5, 0.5, w.shape).astype(w.dtype)
+                     for w in ref.get_weights()])
+    ours.set_weights(ref.get_weights())
+    checks = [("inference outputs", ref.predict_on_batch(x),
+               ours.predict_on_batch(x)),
+              ("training-step loss", ref.train_on_batch(x, target),
+               ours.train_on_batch(x, target)),
+              ("outputs after the step", ref.predict_on_batch(x),
+               ours.predict_on_batch(x))]
+    for what, a, b in checks:
+        diff = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        if not diff < 1e-4:
+            raise SystemExit(f"{label}: {what} differ by {diff}; not timed")
+
+
 def bench_shape(shape, repeats, variants, bidirectional=False):
     batch, steps, features, units = shape
     rs = np.random.RandomState(0)
@@ -128,10 +148,8 @@ def bench_shape(shape, repeats, variants, bidirectional=False):
     rows = []
     for label, ref_layer, our_layer in pairs:
         ref, ours = make_model(ref_layer, shape), make_model(our_layer, shape)
-        ours.set_weights(ref.get_weights())
         target = y if ref.output_shape[-1] == units else np.tile(y, 2)
-        diff = np.abs(ref.predict_on_batch(x) - ours.predict_on_batch(x))
-        assert diff.max() < 1e-4, f"{label}: outputs differ by {diff.max()}"
+        check_same(label, ref, ours, x, target, rs)
         fwd = time_interleaved(
             [lambda: ref.predict_on_batch(x),
              lambda: ours.predict_on_batch(x)], repeats)
@@ -172,7 +190,12 @@ def peak_memory(layer, shape):
     `malloc`, which here returns each block to the system when it is
     freed (glibc's `MALLOC_MMAP_THRESHOLD_`), so that the peak resident
     set (Linux VmHWM) above the size before the step counts the live ones
-    only, not the blocks an allocator keeps for reuse."""
+    only, not the blocks an allocator keeps for reuse. The pool reports
+    its statistics with oneDNN's CPU allocator only (on by default on
+    some CPUs, off on others): the measuring process turns it on
+    (`TF_ENABLE_ONEDNN_OPTS=1`, unless set), and counts the resident set
+    alone where the statistics are still missing. TensorFlow backend
+    only."""
     code = f"""
 import os, statistics
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -189,62 +212,110 @@ m.compile(optimizer="adam", loss="mse")
 x = np.random.rand(b, t, f).astype("float32")
 y = np.random.rand(b, u).astype("float32")
 m.train_on_batch(x, y)
+try:
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    pooled = True
+except ValueError:  # no statistics from this allocator
+    pooled = False
 peaks = []
 for _ in range(3):
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
-    tf.config.experimental.reset_memory_stats("CPU:0")
-    base, pool_base = resident("VmRSS:"), pool("current")
+    if pooled:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    base = resident("VmRSS:")
+    pool_base = pool("current") if pooled else 0.0
     m.train_on_batch(x, y)
-    peaks.append(resident("VmHWM:") - base + pool("peak") - pool_base)
-print(statistics.median(peaks))
+    pool_peak = pool("peak") if pooled else 0.0
+    peaks.append(resident("VmHWM:") - base + pool_peak - pool_base)
+print(statistics.median(peaks), pooled)
 """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096",
-               MALLOC_TRIM_THRESHOLD_="0")
+               MALLOC_TRIM_THRESHOLD_="0", KERAS_BACKEND="tensorflow")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True, env=env)
-    return float(out.stdout.strip().splitlines()[-1])
+                         text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"measuring the memory of {layer} failed:\n"
+                         f"{out.stderr[-3000:]}")
+    peak, pooled = out.stdout.strip().splitlines()[-1].split()
+    return float(peak), pooled == "True"
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def shape_list(text):
+    """`BxTxFxU[,BxTxFxU...]`, four positive integers each."""
+    try:
+        shapes = [tuple(positive_int(v) for v in item.split("x"))
+                  for item in text.split(",")]
+    except (ValueError, argparse.ArgumentTypeError):
+        shapes = []
+    if not shapes or any(len(shape) != 4 for shape in shapes):
+        raise argparse.ArgumentTypeError(
+            "expected batch x steps x features x units, e.g. "
+            f"32x50x16x32,64x100x64x128; got {text!r}"
+        )
+    return shapes
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small shapes, few repeats (about half a minute)")
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--repeats", type=positive_int, default=None)
     parser.add_argument("--no-variants", action="store_true")
     parser.add_argument("--bidirectional", action="store_true",
                         help="also time the LSTMs inside Bidirectional")
     parser.add_argument("--memory", action="store_true",
                         help="also measure peak training memory")
-    parser.add_argument("--shapes", default=None,
+    parser.add_argument("--shapes", type=shape_list, default=None,
                         help="e.g. 32x50x16x32,64x100x64x128")
     args = parser.parse_args(argv)
-    shapes = QUICK_SHAPES if args.quick else SHAPES
-    if args.shapes:
-        shapes = [tuple(int(v) for v in s.split("x"))
-                  for s in args.shapes.split(",")]
+    if args.memory and keras.backend.backend() != "tensorflow":
+        parser.error("--memory measures TensorFlow's memory: run it with "
+                     "the TensorFlow backend")
+    shapes = args.shapes or (QUICK_SHAPES if args.quick else SHAPES)
     repeats = args.repeats or (5 if args.quick else 20)
-    print(f"machine: {platform.processor() or platform.machine()}, "
+    print(f"machine: {cpu_name()}, "
           f"{os.cpu_count()} cores; keras {keras.__version__}, "
           f"backend {keras.backend.backend()} on the "
           f"{'GPU' if gpu_timing() else 'CPU'}")
-    print(f"{'shape (B,T,F,U)':<20} {'comparison':<36} "
+    print(f"{'shape (B,T,F,U)':<20} {'comparison':<38} "
           f"{'fwd ms':>15} {'ratio':>6} {'train ms':>17} {'ratio':>6}")
     for shape in shapes:
         for label, fwd, train in bench_shape(shape, repeats,
                                              not args.no_variants,
                                              args.bidirectional):
-            print(f"{str(shape):<20} {label:<36} "
+            print(f"{str(shape):<20} {label:<38} "
                   f"{fwd[1]*1e3:7.2f}/{fwd[0]*1e3:7.2f} "
                   f"{fwd[1]/fwd[0]:6.2f} "
                   f"{train[1]*1e3:8.2f}/{train[0]*1e3:8.2f} "
                   f"{train[1]/train[0]:6.2f}", flush=True)
         for name in ("LSTM", "GRU") if args.memory else ():
-            ours = peak_memory(f"krp.{name}", shape)
-            ref = peak_memory(f"keras.layers.{name}", shape)
+            ours, pooled = peak_memory(f"krp.{name}", shape)
+            ref, _ = peak_memory(f"keras.layers.{name}", shape)
             print(f"{str(shape):<20} peak training memory of {name} (MiB): "
                   f"ours {ours:.2f}, keras {ref:.2f}, ratio "
-                  f"{ours / max(ref, 1e-9):.2f}", flush=True)
+                  f"{ours / max(ref, 1e-9):.2f}"
+                  + ("" if pooled else " (resident set only: TensorFlow "
+                     "gave no pool statistics)"), flush=True)
     print("(ms columns: ours/reference; ratio < 1 means ours is faster)")
 
 
