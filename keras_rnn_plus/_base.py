@@ -9,12 +9,10 @@ A cell computes one time step in two halves:
   state, given the projected input `z` of one step.
 
 `call(x, states)` is the two halves in a row. `RecurrentLayer.inner_loop`
-runs `call` at every step, as Keras does, except for cells whose input half
-is expensive (`hoist_inputs`, the layer-norm LSTM): those compute it for
-every step before the loop and run only `recurrent_step` inside. On the
-PyTorch backend, which runs eagerly, every layer does that when there is
-no mask (`RecurrentLayer._eager_loop`). All routes compute the same
-function.
+runs `call` at every step, as Keras does. On the PyTorch backend, which
+runs eagerly, the input half of every step is computed before the loop,
+which runs only `recurrent_step`, when there is no mask
+(`RecurrentLayer._eager_loop`). Both routes compute the same function.
 """
 
 import contextlib
@@ -193,9 +191,6 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     kernel = ReadOnceWeight()
     recurrent_kernel = ReadOnceWeight()
     bias = ReadOnceWeight()
-    # Whether the layer computes the input half of every step before the
-    # time loop (worth it only when that half is expensive).
-    hoist_inputs = False
 
     def __init__(
         self,
@@ -750,8 +745,8 @@ class RecurrentLayer(keras.layers.RNN):
                               target)
 
     def _loop(self, time_major, initial_state, mask, training, target):
-        """The time loop over `call` (or `recurrent_step`, see
-        `hoist_inputs`): time-major inputs and mask, batch-major outputs."""
+        """The time loop over `call`: time-major inputs and mask,
+        batch-major outputs."""
         cell = self.cell
         # ONNX Runtime's LSTM and GRU kernels have no float64 version.
         if (target == "onnx" and mask is None and not self.unroll
@@ -767,29 +762,22 @@ class RecurrentLayer(keras.layers.RNN):
                     go_backwards=self.go_backwards,
                 )
                 return last, ops.transpose(outputs, (1, 0, 2)), states
-        if cell.hoist_inputs:
-            # The input half of every step in one go, before the loop.
-            loop_inputs = cell.project_inputs(time_major, training=training)
-
-            def step(z, states):
-                return cell.recurrent_step(z, states, training=training)
-
-        else:
-            # The whole step inside the loop, as Keras does: measured on a
-            # CPU, a loop over the (timesteps, batch, gates * units) input
-            # products is slower than the small per-step product, forward
-            # and (because every step's product gradient is kept) backward.
-            loop_inputs = time_major
-
-            def step(x, states):
-                return cell.call(x, states, training=training)
+        # The whole step inside the loop, as Keras does: measured on a CPU,
+        # a loop over the (timesteps, batch, gates * units) input products
+        # is slower than the small per-step product, forward and (because
+        # every step's product gradient is kept) backward; with layer norm
+        # too, whose normalised input products, computed before the loop,
+        # also made training steps differ in the last bits from one
+        # process to the next (TensorFlow's graph rewrites).
+        def step(x, states):
+            return cell.call(x, states, training=training)
 
         if deploy.uses_rnn_loop(self, training):
             # Inference: a loop that ONNX and LiteRT converters turn into
             # builtin ops, as fast as the backend's (see `deploy.rnn_loop`).
             last, outputs, states = deploy.rnn_loop(
                 step,
-                loop_inputs,
+                time_major,
                 list(initial_state),
                 mask=mask,
                 go_backwards=self.go_backwards,
@@ -799,7 +787,7 @@ class RecurrentLayer(keras.layers.RNN):
             return last, ops.transpose(outputs, (1, 0, 2)), states
         last, outputs, states = _backend.rnn(
             step,
-            loop_inputs,
+            time_major,
             list(initial_state),
             go_backwards=self.go_backwards,
             mask=mask,

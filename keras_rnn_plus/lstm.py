@@ -424,11 +424,6 @@ class LSTMCell(GatedCell):
                     )
 
     # -- one step --------------------------------------------------------------
-    @property
-    def hoist_inputs(self):
-        # LN(x W) of every step in one go, before the loop.
-        return self.layer_norm
-
     def _normalize_input_product(self, z):
         if not self.layer_norm:
             return z
